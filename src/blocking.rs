@@ -1,0 +1,61 @@
+//! Running one of our own futures to completion on the calling thread.
+//!
+//! The blocking API is the asynchronous one driven by a waker that unparks
+//! this thread, so both share one implementation of every transfer. The
+//! thread parks between polls; nothing spins.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc as WakerArc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use crate::sync::{current_thread, park, thread_local, AtomicBool, Ordering, Thread};
+
+struct Parker {
+    thread: Thread,
+    notified: AtomicBool,
+}
+
+impl Wake for Parker {
+    fn wake(self: WakerArc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &WakerArc<Self>) {
+        // ORDERING: Release pairs with the Acquire swap in `block_on`, so the
+        // woken thread sees what the waker's caller wrote before waking it.
+        if !self.notified.swap(true, Ordering::Release) {
+            self.thread.unpark();
+        }
+    }
+}
+
+thread_local! {
+    /// This thread's waker, made once and reused by every blocking call.
+    static WAKER: (WakerArc<Parker>, Waker) = {
+        let parker = WakerArc::new(Parker {
+            thread: current_thread(),
+            notified: AtomicBool::new(false),
+        });
+        let waker = Waker::from(WakerArc::clone(&parker));
+        (parker, waker)
+    };
+}
+
+/// Polls `fut` until it completes, parking the thread while it is pending.
+pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    WAKER.with(|(parker, waker)| {
+        let mut cx = Context::from_waker(waker);
+        loop {
+            if let Poll::Ready(output) = fut.as_mut().poll(&mut cx) {
+                return output;
+            }
+            // A wake-up between the poll and here leaves `notified` set, and
+            // an unpark before `park` makes `park` return at once.
+            while !parker.notified.swap(false, Ordering::Acquire) {
+                park();
+            }
+        }
+    })
+}

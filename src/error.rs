@@ -1,0 +1,156 @@
+//! Error types. Every error that concerns an item hands the item back.
+//!
+//! `Debug` never requires `T: Debug` (the item is shown as `..`), and
+//! `Display` is lower-case without trailing punctuation, like std's.
+
+use std::error::Error;
+use std::fmt;
+
+/// Why an asynchronous or blocking send failed. The unsent item is inside.
+///
+/// The variants are checked in this order (SPEC S12): the operation's scope,
+/// then its own handle, then the transfer itself.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SendError<T> {
+    /// This sender handle was closed (by [`close`](crate::MemorySender::close)),
+    /// before the send began or while it was blocked.
+    Closed(T),
+    /// Every receiver is closed: nobody can ever receive the item.
+    Broken(T),
+    /// The send's cancel scope was effectively cancelled before the item was
+    /// taken. Nothing changed in the stream.
+    Cancelled(T),
+}
+
+/// Why [`try_send`](crate::MemorySender::try_send) failed. The unsent item is
+/// inside.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrySendError<T> {
+    /// No receiver is waiting and the buffer has no room.
+    Full(T),
+    /// This sender handle is closed.
+    Closed(T),
+    /// Every receiver is closed.
+    Broken(T),
+}
+
+/// Why an asynchronous or blocking receive failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecvError {
+    /// Every sender is closed and the buffer is drained: no item will ever come.
+    EndOfStream,
+    /// This receiver handle was closed, before the receive began or while it
+    /// was blocked.
+    Closed,
+    /// The receive's cancel scope was effectively cancelled before an item was
+    /// committed to it. Nothing changed in the stream.
+    Cancelled,
+}
+
+/// Why [`try_recv`](crate::MemoryReceiver::try_recv) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TryRecvError {
+    /// No item is available right now, but senders are still open.
+    Empty,
+    /// Every sender is closed and the buffer is drained.
+    EndOfStream,
+    /// This receiver handle is closed.
+    Closed,
+}
+
+impl<T> SendError<T> {
+    /// Takes the unsent item back.
+    ///
+    /// ```
+    /// let (tx, rx) = scopestream::memory_stream::<String>(1);
+    /// drop(rx);
+    /// let err = tx.send_blocking("hello".to_owned()).unwrap_err();
+    /// assert_eq!(err.into_inner(), "hello");
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            SendError::Closed(item) | SendError::Broken(item) | SendError::Cancelled(item) => item,
+        }
+    }
+}
+
+impl<T> TrySendError<T> {
+    /// Takes the unsent item back.
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(item) | TrySendError::Closed(item) | TrySendError::Broken(item) => {
+                item
+            }
+        }
+    }
+
+    /// `true` for [`TrySendError::Full`]: the send may succeed later.
+    pub fn is_full(&self) -> bool {
+        matches!(self, TrySendError::Full(_))
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Closed(_) => f.write_str("Closed(..)"),
+            SendError::Broken(_) => f.write_str("Broken(..)"),
+            SendError::Cancelled(_) => f.write_str("Cancelled(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Closed(_) => f.write_str("Closed(..)"),
+            TrySendError::Broken(_) => f.write_str("Broken(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Closed(_) => "sending on a closed sender",
+            SendError::Broken(_) => "sending on a stream whose receivers are all closed",
+            SendError::Cancelled(_) => "send cancelled by its cancel scope",
+        })
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "sending on a full stream",
+            TrySendError::Closed(_) => "sending on a closed sender",
+            TrySendError::Broken(_) => "sending on a stream whose receivers are all closed",
+        })
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecvError::EndOfStream => "end of stream: every sender is closed",
+            RecvError::Closed => "receiving on a closed receiver",
+            RecvError::Cancelled => "receive cancelled by its cancel scope",
+        })
+    }
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TryRecvError::Empty => "receiving on an empty stream",
+            TryRecvError::EndOfStream => "end of stream: every sender is closed",
+            TryRecvError::Closed => "receiving on a closed receiver",
+        })
+    }
+}
+
+impl<T> Error for SendError<T> {}
+impl<T> Error for TrySendError<T> {}
+impl Error for RecvError {}
+impl Error for TryRecvError {}

@@ -1,0 +1,348 @@
+//! The receiving half: [`MemoryReceiver`], its [`Recv`] future, and its
+//! [`Stream`] implementation.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+
+use crate::blocking::block_on;
+use crate::chan::{Chan, HandleId, RecvSlot, Wakeups};
+use crate::error::{RecvError, TryRecvError};
+use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait};
+use crate::statistics::Statistics;
+use crate::sync::{Arc, AtomicBool, Ordering};
+
+/// The receiving handle of a memory object stream.
+///
+/// Clone it to get another, independently closable handle; the clones
+/// compete for items (each item goes to exactly one of them). Senders see the
+/// stream as broken once *every* receiver handle is closed, and at that moment
+/// the buffered items are dropped.
+///
+/// As a [`Stream`], it yields items until the end of the stream, until this
+/// handle is closed, or until the current scope is effectively cancelled;
+/// [`recv`](MemoryReceiver::recv) tells those apart.
+pub struct MemoryReceiver<T> {
+    chan: Arc<Chan<T>>,
+    id: HandleId,
+    /// ORDERING: as `MemorySender::closed`.
+    closed: AtomicBool,
+    /// The receive in progress through the `Stream` implementation.
+    next: RecvOp,
+}
+
+impl<T> MemoryReceiver<T> {
+    pub(crate) fn from_chan(chan: Arc<Chan<T>>, id: HandleId) -> Self {
+        MemoryReceiver {
+            chan,
+            id,
+            closed: AtomicBool::new(false),
+            next: RecvOp::new(false),
+        }
+    }
+
+    /// Receives the next item, waiting for one if needed.
+    ///
+    /// Fails with, in this order of checks: `Cancelled` if the current cancel
+    /// scope is effectively cancelled (checked first, every time, even if an
+    /// item is ready); `Closed` if this handle is closed; `EndOfStream` once
+    /// every sender is closed and the buffer is drained.
+    ///
+    /// While it waits, an item is given to it only if its scope is not
+    /// effectively cancelled *at that moment* (SPEC C6): a receive behind a
+    /// shield is always deliverable, however the scopes outside stand.
+    ///
+    /// # Cancel safety
+    ///
+    /// The point of no return is the moment a sender commits an item to this
+    /// receive. Before it, cancellation wins and nothing changes; after it, the
+    /// receive returns the item even if its scope was cancelled meanwhile (the
+    /// next checkpoint reports the cancellation). Dropping the future after an
+    /// item was committed puts the item back at the head of the stream, where
+    /// the next receive gets it; so dropping is always safe (for example in
+    /// `select!`).
+    ///
+    /// ```
+    /// use scopestream::{memory_stream, RecvError};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let (tx, rx) = memory_stream(1);
+    /// tx.send(7).await.unwrap();
+    /// drop(tx);
+    /// assert_eq!(rx.recv().await, Ok(7));
+    /// assert_eq!(rx.recv().await, Err(RecvError::EndOfStream));
+    /// # });
+    /// ```
+    pub fn recv(&self) -> Recv<'_, T> {
+        Recv {
+            receiver: self,
+            op: RecvOp::new(false),
+        }
+    }
+
+    /// Receives an item if one is available at once.
+    ///
+    /// First moves the oldest waiting sender's item into the room it frees, so
+    /// freed room goes to waiting senders before any new `try_send`. Checks,
+    /// in order: `Closed` (this handle), an item, `EndOfStream`, `Empty`. Not
+    /// a checkpoint: the current scope is ignored.
+    ///
+    /// ```
+    /// use scopestream::{memory_stream, TryRecvError};
+    ///
+    /// let (tx, rx) = memory_stream(1);
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    /// tx.try_send('a').unwrap();
+    /// assert_eq!(rx.try_recv(), Ok('a'));
+    /// ```
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut wake = Wakeups::default();
+        let mut state = self.chan.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(TryRecvError::Closed);
+        }
+        let result = state.try_recv(&mut wake);
+        drop(state);
+        wake.wake_all();
+        result
+    }
+
+    /// Receives an item, parking the thread until one comes.
+    ///
+    /// Ignores cancel scopes. A `close()` of this handle, or the last sender
+    /// closing, on another thread wakes it with `Closed` or `EndOfStream`. Do
+    /// not call it from asynchronous code: it blocks the executor's thread.
+    pub fn recv_blocking(&self) -> Result<T, RecvError> {
+        block_on(Recv {
+            receiver: self,
+            op: RecvOp::new(true),
+        })
+    }
+
+    /// Closes this handle (only this clone). Blocked receives on it return
+    /// `Closed`; later operations on it return `Closed`. If it was the last
+    /// open receiver, blocked and later sends fail with `Broken(item)` and the
+    /// buffered items are dropped at once. Idempotent; dropping the handle
+    /// closes it too.
+    pub fn close(&self) {
+        let mut wake = Wakeups::default();
+        let mut state = self.chan.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        self.closed.store(true, Ordering::Release);
+        let dropped = state.close_receiver(self.id, &mut wake);
+        drop(state);
+        wake.wake_all();
+        // Items may own handles of this stream: drop them outside the lock.
+        drop(dropped);
+    }
+
+    /// Whether this handle is closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// A consistent snapshot of the stream's state.
+    pub fn statistics(&self) -> Statistics {
+        self.chan.lock().statistics()
+    }
+}
+
+impl<T> Clone for MemoryReceiver<T> {
+    /// Another handle to the same stream; a clone of a closed handle is closed.
+    fn clone(&self) -> Self {
+        let mut state = self.chan.lock();
+        let closed = self.closed.load(Ordering::Relaxed);
+        let id = if closed {
+            state.new_handle_id()
+        } else {
+            state.open_receiver()
+        };
+        drop(state);
+        MemoryReceiver {
+            chan: Arc::clone(&self.chan),
+            id,
+            closed: AtomicBool::new(closed),
+            next: RecvOp::new(false),
+        }
+    }
+}
+
+impl<T> Drop for MemoryReceiver<T> {
+    fn drop(&mut self) {
+        let mut next = std::mem::replace(&mut self.next, RecvOp::new(false));
+        next.abandon(self);
+        self.close();
+    }
+}
+
+impl<T> fmt::Debug for MemoryReceiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryReceiver")
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Stream for MemoryReceiver<T> {
+    type Item = T;
+
+    /// One [`recv`](MemoryReceiver::recv) per item, its scope taken at the
+    /// first poll of each; any error ends the stream (`None`).
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = self.get_mut();
+        let mut op = std::mem::replace(&mut this.next, RecvOp::new(false));
+        let poll = op.poll(this, cx);
+        if poll.is_pending() {
+            this.next = op;
+        }
+        poll.map(Result::ok)
+    }
+}
+
+/// The future of [`MemoryReceiver::recv`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Recv<'a, T> {
+    receiver: &'a MemoryReceiver<T>,
+    op: RecvOp,
+}
+
+/// The state of one receive, shared by [`Recv`], `recv_blocking` and the
+/// `Stream` implementation.
+struct RecvOp {
+    /// Our slot in the stream's receiver line, while blocked.
+    key: Option<usize>,
+    wait: ScopeWait,
+    /// `recv_blocking`: the scope is the root, whatever is current.
+    ignore_scope: bool,
+}
+
+impl RecvOp {
+    fn new(ignore_scope: bool) -> Self {
+        RecvOp {
+            key: None,
+            wait: ScopeWait::default(),
+            ignore_scope,
+        }
+    }
+
+    fn poll<T>(&mut self, receiver: &MemoryReceiver<T>, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
+        match self.key {
+            Some(key) => self.poll_waiting(receiver, key, cx),
+            None => self.poll_start(receiver, cx),
+        }
+    }
+
+    /// First poll: the checks of SPEC S12, then the transfer or a slot in line.
+    fn poll_start<T>(&mut self, receiver: &MemoryReceiver<T>, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
+        if !self.ignore_scope && current_is_cancelled() {
+            return Poll::Ready(Err(RecvError::Cancelled));
+        }
+        let mut wake = Wakeups::default();
+        let mut state = receiver.chan.lock();
+        if receiver.closed.load(Ordering::Relaxed) {
+            return Poll::Ready(Err(RecvError::Closed));
+        }
+        match state.try_recv(&mut wake) {
+            Ok(item) => {
+                drop(state);
+                wake.wake_all();
+                Poll::Ready(Ok(item))
+            }
+            Err(TryRecvError::EndOfStream) => Poll::Ready(Err(RecvError::EndOfStream)),
+            Err(TryRecvError::Closed) => unreachable!("the handle is checked above"),
+            Err(TryRecvError::Empty) => {
+                let scope = if self.ignore_scope {
+                    ScopeRef::ROOT
+                } else {
+                    ScopeRef::current()
+                };
+                self.key = Some(state.receivers.push_back(RecvSlot::Waiting {
+                    waker: cx.waker().clone(),
+                    scope: scope.clone(),
+                    handle: receiver.id,
+                }));
+                drop(state);
+                wake.wake_all();
+                self.wait = ScopeWait::new(scope);
+                if self.wait.register_and_check(cx.waker()) {
+                    // Cancelled while we queued: settle it under the lock.
+                    return self.poll(receiver, cx);
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn poll_waiting<T>(
+        &mut self,
+        receiver: &MemoryReceiver<T>,
+        key: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, RecvError>> {
+        let cancelled = self.wait.register_and_check(cx.waker());
+        let mut state = receiver.chan.lock();
+        if let RecvSlot::Waiting { waker, .. } = state.receivers.get_mut(key) {
+            if !cancelled {
+                if !waker.will_wake(cx.waker()) {
+                    waker.clone_from(cx.waker());
+                }
+                return Poll::Pending;
+            }
+        }
+        // Settled by a peer, or cancelled before any item was committed.
+        let slot = state.receivers.remove(key);
+        drop(state);
+        self.key = None;
+        self.wait.deregister();
+        Poll::Ready(match slot {
+            RecvSlot::Delivered(item) => Ok(item),
+            RecvSlot::Waiting { .. } => Err(RecvError::Cancelled),
+            RecvSlot::Aborted(err) => Err(err),
+        })
+    }
+
+    /// Cleans up a receive whose future is dropped: an item already committed
+    /// to it goes back to the head of the stream (SPEC S8).
+    fn abandon<T>(&mut self, receiver: &MemoryReceiver<T>) {
+        let Some(key) = self.key.take() else { return };
+        let mut wake = Wakeups::default();
+        let mut state = receiver.chan.lock();
+        let orphan = match state.receivers.remove(key) {
+            RecvSlot::Delivered(item) => state.return_to_head(item, &mut wake),
+            RecvSlot::Waiting { .. } | RecvSlot::Aborted(_) => None,
+        };
+        drop(state);
+        wake.wake_all();
+        self.wait.deregister();
+        // Every receiver is closed: the stream drops the item (SPEC S5).
+        drop(orphan);
+    }
+}
+
+impl<T> Future for Recv<'_, T> {
+    type Output = Result<T, RecvError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.op.poll(this.receiver, cx)
+    }
+}
+
+impl<T> Drop for Recv<'_, T> {
+    fn drop(&mut self) {
+        self.op.abandon(self.receiver);
+    }
+}
+
+impl<T> fmt::Debug for Recv<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recv")
+            .field("waiting", &self.op.key.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,329 @@
+//! The sending half: [`MemorySender`] and its [`Send`] future.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::blocking::block_on;
+use crate::chan::{Chan, HandleId, SendAbort, SendRefusal, SendSlot, Wakeups};
+use crate::error::{SendError, TrySendError};
+use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait};
+use crate::statistics::Statistics;
+use crate::sync::{Arc, AtomicBool, Ordering};
+
+/// The sending handle of a memory object stream.
+///
+/// Clone it to get another, independently closable handle. The stream's
+/// receivers see the end of the stream once *every* sender handle is closed
+/// (explicitly, or by being dropped).
+pub struct MemorySender<T> {
+    chan: Arc<Chan<T>>,
+    id: HandleId,
+    /// ORDERING: written only under the stream lock; read under it by every
+    /// operation, and without it only by [`MemorySender::is_closed`].
+    closed: AtomicBool,
+}
+
+impl<T> MemorySender<T> {
+    pub(crate) fn from_chan(chan: Arc<Chan<T>>, id: HandleId) -> Self {
+        MemorySender {
+            chan,
+            id,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Sends `item`, waiting for a receiver or for buffer room.
+    ///
+    /// In a stream of capacity 0 this completes only once a receiver has taken
+    /// the item. Fails with, in this order of checks: `Cancelled(item)` if the
+    /// current cancel scope is effectively cancelled (checked first, every
+    /// time, even if a receiver is waiting); `Closed(item)` if this handle is
+    /// closed; `Broken(item)` if every receiver is closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// The operation has one point of no return: the moment a receiver takes
+    /// the item. Before it, scope cancellation wins and the item comes back in
+    /// [`SendError::Cancelled`]; after it, the send returns `Ok(())` even if
+    /// the scope was cancelled meanwhile. Dropping the future before the item
+    /// is taken withdraws the item (it is dropped, and no receiver can get it);
+    /// dropping it after changes nothing.
+    ///
+    /// ```
+    /// use scopestream::memory_stream;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let (tx, rx) = memory_stream(1);
+    /// tx.send("hello").await.unwrap();
+    /// assert_eq!(rx.recv().await, Ok("hello"));
+    /// # });
+    /// ```
+    pub fn send(&self, item: T) -> Send<'_, T> {
+        Send {
+            sender: self,
+            op: SendOp::new(item, false),
+        }
+    }
+
+    /// Sends `item` if that can be done at once.
+    ///
+    /// The item goes to the oldest waiting receiver that is still deliverable
+    /// (its scope not effectively cancelled), else into the buffer if there is
+    /// room. Checks, in order: `Closed` (this handle), `Broken` (no receiver
+    /// open), `Full`. Not a checkpoint: the current scope is ignored.
+    ///
+    /// ```
+    /// use scopestream::{memory_stream, TrySendError};
+    ///
+    /// let (tx, rx) = memory_stream(1);
+    /// assert_eq!(tx.try_send(1), Ok(()));
+    /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+    /// drop(rx);
+    /// assert_eq!(tx.try_send(3), Err(TrySendError::Broken(3)));
+    /// ```
+    pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+        let mut wake = Wakeups::default();
+        let mut state = self.chan.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(TrySendError::Closed(item));
+        }
+        let result = state.try_send(item, &mut wake);
+        drop(state);
+        wake.wake_all();
+        result.map_err(|(refusal, item)| match refusal {
+            SendRefusal::Broken => TrySendError::Broken(item),
+            SendRefusal::Full => TrySendError::Full(item),
+        })
+    }
+
+    /// Sends `item`, parking the thread until it is taken or buffered.
+    ///
+    /// Ignores cancel scopes. A `close()` of this handle, or the last receiver
+    /// closing, on another thread wakes it with `Closed(item)` or
+    /// `Broken(item)`. Do not call it from asynchronous code: it blocks the
+    /// executor's thread.
+    pub fn send_blocking(&self, item: T) -> Result<(), SendError<T>> {
+        block_on(Send {
+            sender: self,
+            op: SendOp::new(item, true),
+        })
+    }
+
+    /// Closes this handle (only this clone). Blocked sends on it return
+    /// `Closed(item)`; later operations on it return `Closed`. If it was the
+    /// last open sender, receivers drain the buffer and then see the end of the
+    /// stream. Idempotent; dropping the handle closes it too.
+    ///
+    /// ```
+    /// use scopestream::{memory_stream, TryRecvError};
+    ///
+    /// let (tx, rx) = memory_stream(4);
+    /// let tx2 = tx.clone();
+    /// tx.try_send(1).unwrap();
+    /// tx.close();
+    /// assert!(tx.is_closed() && !tx2.is_closed());
+    /// drop(tx2); // the last sender
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
+    /// ```
+    pub fn close(&self) {
+        let mut wake = Wakeups::default();
+        let mut state = self.chan.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        self.closed.store(true, Ordering::Release);
+        state.close_sender(self.id, &mut wake);
+        drop(state);
+        wake.wake_all();
+    }
+
+    /// Whether this handle is closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// A consistent snapshot of the stream's state.
+    pub fn statistics(&self) -> Statistics {
+        self.chan.lock().statistics()
+    }
+}
+
+impl<T> Clone for MemorySender<T> {
+    /// Another handle to the same stream; a clone of a closed handle is closed.
+    fn clone(&self) -> Self {
+        let mut state = self.chan.lock();
+        let closed = self.closed.load(Ordering::Relaxed);
+        let id = if closed {
+            state.new_handle_id()
+        } else {
+            state.open_sender()
+        };
+        drop(state);
+        MemorySender {
+            chan: Arc::clone(&self.chan),
+            id,
+            closed: AtomicBool::new(closed),
+        }
+    }
+}
+
+impl<T> Drop for MemorySender<T> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl<T> fmt::Debug for MemorySender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemorySender")
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`MemorySender::send`].
+#[must_use = "futures do nothing unless polled; dropping this one withdraws the item"]
+pub struct Send<'a, T> {
+    sender: &'a MemorySender<T>,
+    op: SendOp<T>,
+}
+
+/// The state of one send, shared by [`Send`] and `send_blocking`.
+struct SendOp<T> {
+    /// The item until the send starts; afterwards it lives in the slot.
+    item: Option<T>,
+    /// Our slot in the stream's sender line, while blocked.
+    key: Option<usize>,
+    wait: ScopeWait,
+    /// `send_blocking`: the scope is the root, whatever is current.
+    ignore_scope: bool,
+}
+
+impl<T> Unpin for SendOp<T> {}
+
+impl<T> SendOp<T> {
+    fn new(item: T, ignore_scope: bool) -> Self {
+        SendOp {
+            item: Some(item),
+            key: None,
+            wait: ScopeWait::default(),
+            ignore_scope,
+        }
+    }
+
+    fn poll(&mut self, sender: &MemorySender<T>, cx: &mut Context<'_>) -> Poll<Result<(), SendError<T>>> {
+        match self.key {
+            Some(key) => self.poll_waiting(sender, key, cx),
+            None => self.poll_start(sender, cx),
+        }
+    }
+
+    /// First poll: the checks of SPEC S12, then the transfer or a slot in line.
+    fn poll_start(&mut self, sender: &MemorySender<T>, cx: &mut Context<'_>) -> Poll<Result<(), SendError<T>>> {
+        let item = self.item.take().expect("`Send` polled after completion");
+        if !self.ignore_scope && current_is_cancelled() {
+            return Poll::Ready(Err(SendError::Cancelled(item)));
+        }
+        let mut wake = Wakeups::default();
+        let mut state = sender.chan.lock();
+        if sender.closed.load(Ordering::Relaxed) {
+            return Poll::Ready(Err(SendError::Closed(item)));
+        }
+        match state.try_send(item, &mut wake) {
+            Ok(()) => {
+                drop(state);
+                wake.wake_all();
+                Poll::Ready(Ok(()))
+            }
+            Err((SendRefusal::Broken, item)) => Poll::Ready(Err(SendError::Broken(item))),
+            Err((SendRefusal::Full, item)) => {
+                let scope = if self.ignore_scope {
+                    ScopeRef::ROOT
+                } else {
+                    ScopeRef::current()
+                };
+                self.key = Some(state.senders.push_back(SendSlot::Waiting {
+                    item,
+                    waker: cx.waker().clone(),
+                    scope: scope.clone(),
+                    handle: sender.id,
+                }));
+                drop(state);
+                wake.wake_all();
+                self.wait = ScopeWait::new(scope);
+                if self.wait.register_and_check(cx.waker()) {
+                    // Cancelled while we queued: settle it under the lock.
+                    return self.poll(sender, cx);
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn poll_waiting(
+        &mut self,
+        sender: &MemorySender<T>,
+        key: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), SendError<T>>> {
+        let cancelled = self.wait.register_and_check(cx.waker());
+        let mut state = sender.chan.lock();
+        if let SendSlot::Waiting { waker, .. } = state.senders.get_mut(key) {
+            if !cancelled {
+                if !waker.will_wake(cx.waker()) {
+                    waker.clone_from(cx.waker());
+                }
+                return Poll::Pending;
+            }
+        }
+        // Settled by a peer, or cancelled before anyone took the item.
+        let slot = state.senders.remove(key);
+        drop(state);
+        self.key = None;
+        self.wait.deregister();
+        Poll::Ready(match slot {
+            SendSlot::Taken => Ok(()),
+            SendSlot::Waiting { item, .. } | SendSlot::Aborted(SendAbort::Cancelled, item) => {
+                Err(SendError::Cancelled(item))
+            }
+            SendSlot::Aborted(SendAbort::Closed, item) => Err(SendError::Closed(item)),
+            SendSlot::Aborted(SendAbort::Broken, item) => Err(SendError::Broken(item)),
+        })
+    }
+
+    /// Withdraws a send whose future is dropped (SPEC S8).
+    fn abandon(&mut self, sender: &MemorySender<T>) {
+        let Some(key) = self.key.take() else { return };
+        let slot = sender.chan.lock().senders.remove(key);
+        self.wait.deregister();
+        // The withdrawn item (if not taken) drops here, outside the lock.
+        drop(slot);
+    }
+}
+
+impl<T> Future for Send<'_, T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.op.poll(this.sender, cx)
+    }
+}
+
+impl<T> Drop for Send<'_, T> {
+    fn drop(&mut self) {
+        self.op.abandon(self.sender);
+    }
+}
+
+impl<T> fmt::Debug for Send<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Send")
+            .field("started", &self.op.item.is_none())
+            .field("waiting", &self.op.key.is_some())
+            .finish_non_exhaustive()
+    }
+}
