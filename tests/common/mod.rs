@@ -1,0 +1,129 @@
+//! Helpers shared by the integration tests: a hand-driven task with a waker
+//! that counts its wake-ups, and items that count their drops.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+/// Counts how often it was woken.
+#[derive(Default)]
+pub struct WakeCounter(AtomicUsize);
+
+impl Wake for WakeCounter {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A future polled by hand, so a test decides exactly what runs when.
+pub struct Task<F: Future> {
+    fut: Option<Pin<Box<F>>>,
+    counter: Arc<WakeCounter>,
+    waker: Waker,
+    output: Option<F::Output>,
+}
+
+impl<F: Future> Task<F> {
+    pub fn new(fut: F) -> Self {
+        let counter = Arc::new(WakeCounter::default());
+        let waker = Waker::from(Arc::clone(&counter));
+        Task {
+            fut: Some(Box::pin(fut)),
+            counter,
+            waker,
+            output: None,
+        }
+    }
+
+    /// Polls once (if not finished yet); `true` once the future has completed.
+    pub fn poll(&mut self) -> bool {
+        if let Some(fut) = self.fut.as_mut() {
+            let mut cx = Context::from_waker(&self.waker);
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                self.output = Some(out);
+                self.fut = None;
+            }
+        }
+        self.fut.is_none()
+    }
+
+    /// Polls once and requires it to be pending.
+    #[track_caller]
+    pub fn pending(&mut self) {
+        assert!(!self.poll(), "expected the task to be pending");
+    }
+
+    /// Polls once and requires it to complete; returns the output.
+    #[track_caller]
+    pub fn ready(mut self) -> F::Output {
+        assert!(self.poll(), "expected the task to complete");
+        self.output.take().unwrap()
+    }
+
+    /// How many times the task's waker was woken so far.
+    pub fn wakes(&self) -> usize {
+        self.counter.0.load(Ordering::SeqCst)
+    }
+
+    /// Drops the future (as `select!` or an aborted task would).
+    pub fn drop_future(mut self) {
+        self.fut = None;
+    }
+}
+
+/// Polls a future once with a no-op waker.
+pub fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    let waker = Waker::from(Arc::new(WakeCounter::default()));
+    Pin::new(fut).poll(&mut Context::from_waker(&waker))
+}
+
+/// An item that counts how often values of its family are dropped.
+#[derive(Debug)]
+pub struct Tracked {
+    pub id: u64,
+    drops: Arc<AtomicUsize>,
+}
+
+impl PartialEq for Tracked {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct DropLedger(Arc<AtomicUsize>);
+
+impl DropLedger {
+    pub fn item(&self, id: u64) -> Tracked {
+        Tracked {
+            id,
+            drops: Arc::clone(&self.0),
+        }
+    }
+    pub fn dropped(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The buffer sizes every scenario runs with: `None` is unbounded.
+pub const SIZES: [Option<usize>; 3] = [Some(0), Some(1), None];
+
+pub fn stream<T>(size: Option<usize>) -> (scopestream::MemorySender<T>, scopestream::MemoryReceiver<T>) {
+    match size {
+        Some(n) => scopestream::memory_stream(n),
+        None => scopestream::unbounded_memory_stream(),
+    }
+}
