@@ -483,11 +483,24 @@ fn r12_cancellation_racing_hand_off() {
     let mut totals = [0usize; 3];
     for iteration in 0..3000u64 {
         let size = SIZES[(iteration % 3) as usize];
-        let delays: Vec<u64> = (0..4).map(|_| next() % 6).collect();
+        let delays: Vec<u64> = (0..4).map(|_| next() % 4).collect();
         let outcome = runtime.block_on(async move {
             let ledger = DropLedger::default();
             let (tx, rx) = stream(size);
             let scopes: Vec<CancelScope> = (0..4).map(|_| CancelScope::new()).collect();
+            // The canceller starts first, so cancellations land before, during
+            // and after the hand-offs.
+            let canceller = tokio::spawn({
+                let scopes = scopes.clone();
+                async move {
+                    for (scope, delay) in scopes.iter().zip(delays) {
+                        for _ in 0..delay {
+                            tokio::task::yield_now().await;
+                        }
+                        scope.cancel();
+                    }
+                }
+            });
             let mut handles = Vec::new();
             for (i, scope) in scopes.iter().enumerate() {
                 let scope = scope.clone();
@@ -512,14 +525,6 @@ fn r12_cancellation_racing_hand_off() {
                     }));
                 }
             }
-            let canceller = tokio::spawn(async move {
-                for (scope, delay) in scopes.iter().zip(delays) {
-                    for _ in 0..delay {
-                        tokio::task::yield_now().await;
-                    }
-                    scope.cancel();
-                }
-            });
             let mut received = Vec::new();
             let mut returned = Vec::new();
             for handle in handles {
