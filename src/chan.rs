@@ -297,7 +297,8 @@ impl<T> State<T> {
             if !matches!(slot, SendSlot::Waiting { handle: h, .. } if *h == handle) {
                 return false;
             }
-            let SendSlot::Waiting { item, waker, .. } = std::mem::replace(slot, SendSlot::Taken) else {
+            let SendSlot::Waiting { item, waker, .. } = std::mem::replace(slot, SendSlot::Taken)
+            else {
                 unreachable!()
             };
             *slot = SendSlot::Aborted(SendAbort::Closed, item);
@@ -336,7 +337,8 @@ impl<T> State<T> {
             return VecDeque::new();
         }
         self.senders.unlink_where(|slot| {
-            let SendSlot::Waiting { item, waker, .. } = std::mem::replace(slot, SendSlot::Taken) else {
+            let SendSlot::Waiting { item, waker, .. } = std::mem::replace(slot, SendSlot::Taken)
+            else {
                 unreachable!("a linked send slot is always waiting")
             };
             *slot = SendSlot::Aborted(SendAbort::Broken, item);

@@ -230,7 +230,11 @@ impl RecvOp {
         }
     }
 
-    fn poll<T>(&mut self, receiver: &MemoryReceiver<T>, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
+    fn poll<T>(
+        &mut self,
+        receiver: &MemoryReceiver<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, RecvError>> {
         match self.key {
             Some(key) => self.poll_waiting(receiver, key, cx),
             None => self.poll_start(receiver, cx),
@@ -238,7 +242,11 @@ impl RecvOp {
     }
 
     /// First poll: the checks of SPEC S12, then the transfer or a slot in line.
-    fn poll_start<T>(&mut self, receiver: &MemoryReceiver<T>, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
+    fn poll_start<T>(
+        &mut self,
+        receiver: &MemoryReceiver<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, RecvError>> {
         if !self.ignore_scope && current_is_cancelled() {
             return Poll::Ready(Err(RecvError::Cancelled));
         }

@@ -54,7 +54,7 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use crate::sync::{thread_local, AtomicBool, Mutex, OnceLock, Ordering, TreeArc, TreeWeak};
+use crate::sync::{const_thread_local, AtomicBool, Mutex, OnceLock, Ordering, TreeArc, TreeWeak};
 use crate::waitlist::WaitList;
 
 /// A cancellation domain. Cloning gives another handle to the same scope.
@@ -110,9 +110,9 @@ struct NodeState {
     prune_at: usize,
 }
 
-thread_local! {
+const_thread_local! {
     /// The scope the current poll runs in; `None` is the root.
-    static CURRENT: RefCell<Option<TreeArc<Node>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<TreeArc<Node>>> = RefCell::new(None);
 }
 
 impl Default for Node {
@@ -201,7 +201,8 @@ impl Node {
         while let Some(node) = stack.pop() {
             let state = node.state.lock();
             if !std::mem::take(&mut is_root)
-                && (node.cancel_called.load(Ordering::Acquire) || node.shield.load(Ordering::Acquire))
+                && (node.cancel_called.load(Ordering::Acquire)
+                    || node.shield.load(Ordering::Acquire))
             {
                 continue;
             }
@@ -370,7 +371,9 @@ pin_project! {
 
 impl<F> fmt::Debug for Scoped<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scoped").field("scope", &self.scope).finish_non_exhaustive()
+        f.debug_struct("Scoped")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
     }
 }
 
@@ -379,7 +382,12 @@ impl<F: Future> Future for Scoped<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if let Some(node) = this.scope.node.as_ref().filter(|n| n.parent.get().is_none()) {
+        if let Some(node) = this
+            .scope
+            .node
+            .as_ref()
+            .filter(|n| n.parent.get().is_none())
+        {
             Node::bind(node, CURRENT.with(|current| current.borrow().clone()));
         }
         let _current = EnterGuard::enter(this.scope.node.clone());
@@ -457,7 +465,12 @@ impl Future for YieldNow {
 
 /// Whether the current scope is effectively cancelled, without cloning it.
 pub(crate) fn current_is_cancelled() -> bool {
-    CURRENT.with(|current| current.borrow().as_ref().is_some_and(|node| node.is_cancelled()))
+    CURRENT.with(|current| {
+        current
+            .borrow()
+            .as_ref()
+            .is_some_and(|node| node.is_cancelled())
+    })
 }
 
 /// A scope as seen by a stream waiter: enough to decide deliverability (C6).

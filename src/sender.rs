@@ -214,7 +214,11 @@ impl<T> SendOp<T> {
         }
     }
 
-    fn poll(&mut self, sender: &MemorySender<T>, cx: &mut Context<'_>) -> Poll<Result<(), SendError<T>>> {
+    fn poll(
+        &mut self,
+        sender: &MemorySender<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), SendError<T>>> {
         match self.key {
             Some(key) => self.poll_waiting(sender, key, cx),
             None => self.poll_start(sender, cx),
@@ -222,7 +226,11 @@ impl<T> SendOp<T> {
     }
 
     /// First poll: the checks of SPEC S12, then the transfer or a slot in line.
-    fn poll_start(&mut self, sender: &MemorySender<T>, cx: &mut Context<'_>) -> Poll<Result<(), SendError<T>>> {
+    fn poll_start(
+        &mut self,
+        sender: &MemorySender<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), SendError<T>>> {
         let item = self.item.take().expect("`Send` polled after completion");
         if !self.ignore_scope && current_is_cancelled() {
             return Poll::Ready(Err(SendError::Cancelled(item)));

@@ -124,7 +124,12 @@ impl<E> WaitList<E> {
     /// Unlinks (if needed) and frees the slot, returning its value.
     pub(crate) fn remove(&mut self, key: usize) -> E {
         self.unlink(key);
-        match std::mem::replace(&mut self.slots[key], Slot::Vacant { next_free: self.free }) {
+        match std::mem::replace(
+            &mut self.slots[key],
+            Slot::Vacant {
+                next_free: self.free,
+            },
+        ) {
             Slot::Occupied(node) => {
                 self.free = key;
                 node.value
@@ -187,7 +192,7 @@ impl<E> WaitList<E> {
     }
 }
 
-#[cfg(all(test, not(feature = "loom")))]
+#[cfg(test)]
 mod tests {
     use super::WaitList;
 
@@ -205,7 +210,11 @@ mod tests {
         list.unlink(b);
         assert_eq!(linked(&list), [1, 3]);
         assert!(!list.is_linked(b));
-        assert_eq!(*list.get(b), 2, "an unlinked slot keeps its value for its owner");
+        assert_eq!(
+            *list.get(b),
+            2,
+            "an unlinked slot keeps its value for its owner"
+        );
         list.unlink(b); // idempotent
         assert_eq!(list.len(), 2);
         assert_eq!(list.front(), Some(a));

@@ -22,14 +22,18 @@ fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc:
 }
 
 fn wait<T>(rx: mpsc::Receiver<T>) -> T {
-    rx.recv_timeout(WATCHDOG).expect("a blocked operation was never woken")
+    rx.recv_timeout(WATCHDOG)
+        .expect("a blocked operation was never woken")
 }
 
 /// Waits (bounded) until `cond` holds.
 fn until(cond: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + WATCHDOG;
     while !cond() {
-        assert!(std::time::Instant::now() < deadline, "condition never became true");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition never became true"
+        );
         thread::yield_now();
     }
 }
@@ -37,7 +41,11 @@ fn until(cond: impl Fn() -> bool) {
 #[test]
 fn rendezvous_across_threads() {
     let (tx, rx) = memory_stream::<u32>(0);
-    let consumer = on_thread(move || (0..1000).map(|_| rx.recv_blocking().unwrap()).collect::<Vec<_>>());
+    let consumer = on_thread(move || {
+        (0..1000)
+            .map(|_| rx.recv_blocking().unwrap())
+            .collect::<Vec<_>>()
+    });
     for i in 0..1000 {
         tx.send_blocking(i).unwrap();
     }
@@ -61,14 +69,18 @@ fn many_threads_each_item_once() {
         let consumers: Vec<_> = (0..3)
             .map(|_| {
                 let rx = rx.clone();
-                on_thread(move || std::iter::from_fn(|| rx.recv_blocking().ok()).collect::<Vec<_>>())
+                on_thread(move || {
+                    std::iter::from_fn(|| rx.recv_blocking().ok()).collect::<Vec<_>>()
+                })
             })
             .collect();
         drop(rx);
         producers.into_iter().for_each(wait);
         let mut all: Vec<u32> = consumers.into_iter().flat_map(wait).collect();
         all.sort_unstable();
-        let expected: Vec<u32> = (0..3).flat_map(|p| (0..500).map(move |i| p * 1000 + i)).collect();
+        let expected: Vec<u32> = (0..3)
+            .flat_map(|p| (0..500).map(move |i| p * 1000 + i))
+            .collect();
         assert_eq!(all, expected);
     }
 }
@@ -144,7 +156,10 @@ fn close_races_blocked_operations() {
             (Ok(()), Err(RecvError::Closed)) => size == 1,
             _ => false,
         };
-        assert!(allowed, "round {round} (size {size}): unexpected {outcome:?}");
+        assert!(
+            allowed,
+            "round {round} (size {size}): unexpected {outcome:?}"
+        );
         seen.insert(format!("{outcome:?}"));
     }
     println!("outcomes seen: {seen:?}");

@@ -12,8 +12,8 @@ use std::sync::Weak;
 
 use common::{stream, DropLedger, Task, SIZES};
 use scopestream::{
-    checkpoint, memory_stream, CancelScope, Cancelled, MemorySender, RecvError, SendError, Statistics,
-    TryRecvError, TrySendError,
+    checkpoint, memory_stream, CancelScope, Cancelled, MemorySender, RecvError, SendError,
+    Statistics, TryRecvError, TrySendError,
 };
 
 fn waiting(stats: Statistics) -> (usize, usize) {
@@ -35,13 +35,21 @@ fn r1_shielded_receiver_gets_item_after_outer_cancel() {
             recv.pending();
             outer.cancel();
             assert!(!shield.is_cancelled() && outer.is_cancelled());
-            assert_eq!(waiting(tx.statistics()), (0, 1), "a shielded receiver stays deliverable");
+            assert_eq!(
+                waiting(tx.statistics()),
+                (0, 1),
+                "a shielded receiver stays deliverable"
+            );
 
             if use_try_send {
                 assert_eq!(tx.try_send(7), Ok(()), "size {size:?}");
             } else {
                 let send = Task::new(tx.send(7));
-                assert_eq!(send.ready(), Ok(()), "a rendezvous send completes: size {size:?}");
+                assert_eq!(
+                    send.ready(),
+                    Ok(()),
+                    "a rendezvous send completes: size {size:?}"
+                );
             }
             assert!(recv.wakes() > 0);
             assert_eq!(recv.ready(), Ok(7));
@@ -97,7 +105,11 @@ fn r2_shielded_cleanup_receive_after_own_cancel() {
             } else {
                 task.pending();
                 assert_eq!(waiting(tx.statistics()), (0, 1));
-                assert_eq!(tx.try_send("final"), Ok(()), "the shielded receiver is deliverable");
+                assert_eq!(
+                    tx.try_send("final"),
+                    Ok(()),
+                    "the shielded receiver is deliverable"
+                );
                 assert_eq!(task.ready(), Ok("final"));
                 sender.drop_future();
                 continue;
@@ -123,7 +135,11 @@ fn r2_shielded_cleanup_send_after_own_cancel() {
         receiver.pending();
         assert_eq!(task.ready(), Ok(()));
         assert_eq!(receiver.ready(), Ok("final"));
-        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "the cancelled send moved nothing");
+        assert_eq!(
+            rx.try_recv(),
+            Err(TryRecvError::Empty),
+            "the cancelled send moved nothing"
+        );
     }
 }
 
@@ -144,7 +160,11 @@ fn r3_try_send_skips_cancelled_waiting_receiver() {
         recv.pending();
         scope.cancel();
         assert!(recv.wakes() > 0, "cancel wakes the blocked receiver");
-        assert_eq!(waiting(tx.statistics()), (0, 0), "a cancelled waiter is not counted");
+        assert_eq!(
+            waiting(tx.statistics()),
+            (0, 0),
+            "a cancelled waiter is not counted"
+        );
         match size {
             Some(0) => assert_eq!(tx.try_send(1), Err(TrySendError::Full(1))),
             _ => {
@@ -225,13 +245,24 @@ fn r6_dropped_receive_returns_item_to_head() {
         let later = tx.try_send(ledger.item(2));
         assert_eq!(later.is_err(), size == Some(0), "size {size:?}");
         recv.drop_future();
-        assert_eq!(ledger.dropped(), 0, "the committed item is not dropped with the future");
+        assert_eq!(
+            ledger.dropped(),
+            0,
+            "the committed item is not dropped with the future"
+        );
         drop(later);
 
         let stats = tx.statistics();
         let expected_len = if size == Some(0) { 1 } else { 2 };
-        assert_eq!(stats.current_buffer_used, expected_len, "may exceed capacity: {stats:?}");
-        assert_eq!(rx.try_recv().map(|t| t.id), Ok(1), "the returned item is at the head");
+        assert_eq!(
+            stats.current_buffer_used, expected_len,
+            "may exceed capacity: {stats:?}"
+        );
+        assert_eq!(
+            rx.try_recv().map(|t| t.id),
+            Ok(1),
+            "the returned item is at the head"
+        );
         if size != Some(0) {
             assert_eq!(rx.try_recv().map(|t| t.id), Ok(2));
         }
@@ -334,7 +365,10 @@ fn r9_recv_in_cancelled_scope_moves_nothing() {
         let scope = CancelScope::new();
         scope.cancel();
         for _ in 0..3 {
-            assert_eq!(Task::new(scope.run(rx.recv())).ready(), Err(RecvError::Cancelled));
+            assert_eq!(
+                Task::new(scope.run(rx.recv())).ready(),
+                Err(RecvError::Cancelled)
+            );
         }
         assert_eq!(tx.statistics(), stats);
         assert_eq!(rx.try_recv(), Ok(1));
@@ -353,7 +387,10 @@ fn r9_send_in_cancelled_scope_moves_nothing() {
         let scope = CancelScope::new();
         scope.cancel();
         for _ in 0..3 {
-            assert_eq!(Task::new(scope.run(tx.send(1))).ready(), Err(SendError::Cancelled(1)));
+            assert_eq!(
+                Task::new(scope.run(tx.send(1))).ready(),
+                Err(SendError::Cancelled(1))
+            );
         }
         assert_eq!(waiting(tx.statistics()), (0, 1));
         assert_eq!(tx.statistics().current_buffer_used, 0);
@@ -384,7 +421,11 @@ fn r10_cancelled_receive_leaves_no_ghost() {
             assert_eq!(waiting(tx.statistics()), (0, 0));
             match size {
                 Some(0) => {
-                    assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)), "no ghost receiver");
+                    assert_eq!(
+                        tx.try_send(1),
+                        Err(TrySendError::Full(1)),
+                        "no ghost receiver"
+                    );
                     let mut again = Task::new(rx.recv());
                     again.pending();
                     assert_eq!(tx.try_send(1), Ok(()));
@@ -392,7 +433,11 @@ fn r10_cancelled_receive_leaves_no_ghost() {
                 }
                 _ => {
                     assert_eq!(tx.try_send(1), Ok(()));
-                    assert_eq!(tx.statistics().current_buffer_used, 1, "buffered, not given to a ghost");
+                    assert_eq!(
+                        tx.statistics().current_buffer_used,
+                        1,
+                        "buffered, not given to a ghost"
+                    );
                     assert_eq!(rx.try_recv(), Ok(1));
                 }
             }
@@ -411,7 +456,11 @@ async fn r10_timed_out_receive_leaves_no_ghost() {
     assert_eq!(rx.recv().await, Ok("Test for PR #553"));
 
     let (tx, rx) = memory_stream::<&str>(0);
-    assert!(tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await.is_err());
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .is_err()
+    );
     assert_eq!(tx.try_send("x"), Err(TrySendError::Full("x")));
 }
 
@@ -458,7 +507,9 @@ async fn r11_shield_lowered_from_another_thread() {
     }
     outer.cancel();
     let shield2 = shield.clone();
-    std::thread::spawn(move || shield2.set_shield(false)).join().unwrap();
+    std::thread::spawn(move || shield2.set_shield(false))
+        .join()
+        .unwrap();
     assert_eq!(task.await.unwrap(), Err(RecvError::Cancelled));
     assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
 }
@@ -533,9 +584,16 @@ fn r12_cancellation_racing_hand_off() {
                 returned.extend(back.map(|t| t.id));
             }
             canceller.await.unwrap();
-            let buffered: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok()).map(|t| t.id).collect();
+            let buffered: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok())
+                .map(|t| t.id)
+                .collect();
             assert_eq!(waiting(tx.statistics()), (0, 0));
-            let mut all: Vec<u64> = received.iter().chain(&returned).chain(&buffered).copied().collect();
+            let mut all: Vec<u64> = received
+                .iter()
+                .chain(&returned)
+                .chain(&buffered)
+                .copied()
+                .collect();
             all.sort_unstable();
             assert_eq!(all, [iteration * 2, iteration * 2 + 1], "conservation (S7)");
             assert_eq!(ledger.dropped(), 2, "each item dropped exactly once");
@@ -545,7 +603,10 @@ fn r12_cancellation_racing_hand_off() {
             *total += n;
         }
     }
-    println!("r12 totals: received {}, returned {}, buffered {}", totals[0], totals[1], totals[2]);
+    println!(
+        "r12 totals: received {}, returned {}, buffered {}",
+        totals[0], totals[1], totals[2]
+    );
     assert_eq!(totals.iter().sum::<usize>(), 6000);
 }
 
@@ -563,7 +624,10 @@ fn r13_close_one_sender_clone_then_last() {
         assert!(tx.is_closed() && !tx2.is_closed());
         assert_eq!(tx.try_send(1), Err(TrySendError::Closed(1)));
         assert_eq!(Task::new(tx.send(1)).ready(), Err(SendError::Closed(1)));
-        assert!(tx.clone().is_closed(), "a clone of a closed handle is closed");
+        assert!(
+            tx.clone().is_closed(),
+            "a clone of a closed handle is closed"
+        );
         assert_eq!(rx.statistics().open_send_streams, 1);
 
         let mut recv = Task::new(rx.recv());
@@ -576,7 +640,11 @@ fn r13_close_one_sender_clone_then_last() {
         drop(tx2);
         assert_eq!(rx.statistics().open_send_streams, 0);
         if size != Some(0) {
-            assert_eq!(Task::new(rx.recv()).ready(), Ok(3), "drained after the last close");
+            assert_eq!(
+                Task::new(rx.recv()).ready(),
+                Ok(3),
+                "drained after the last close"
+            );
         }
         assert_eq!(Task::new(rx.recv()).ready(), Err(RecvError::EndOfStream));
         assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
@@ -648,7 +716,11 @@ fn r13_last_receiver_close_breaks_sends_and_drops_buffer() {
         rx.close();
         assert_eq!(ledger.dropped(), 0, "another receiver is still open");
         drop(rx2);
-        assert_eq!(ledger.dropped(), buffered, "buffered items are dropped at once");
+        assert_eq!(
+            ledger.dropped(),
+            buffered,
+            "buffered items are dropped at once"
+        );
         assert_eq!(tx.statistics().current_buffer_used, 0);
         if let Some(blocked) = blocked {
             assert!(blocked.wakes() > 0);
@@ -657,8 +729,14 @@ fn r13_last_receiver_close_breaks_sends_and_drops_buffer() {
                 other => panic!("expected Broken, got {other:?}"),
             }
         }
-        assert!(matches!(tx.try_send(ledger.item(5)), Err(TrySendError::Broken(_))));
-        assert!(matches!(Task::new(tx.send(ledger.item(6))).ready(), Err(SendError::Broken(_))));
+        assert!(matches!(
+            tx.try_send(ledger.item(5)),
+            Err(TrySendError::Broken(_))
+        ));
+        assert!(matches!(
+            Task::new(tx.send(ledger.item(6))).ready(),
+            Err(SendError::Broken(_))
+        ));
         let created = buffered + 2 + usize::from(size.is_some());
         assert_eq!(ledger.dropped(), created, "every item dropped exactly once");
     }
@@ -675,7 +753,10 @@ fn r13_last_receiver_close_breaks_item_cycle() {
             let probe = Arc::new(());
             let weak = Arc::downgrade(&probe);
             // The probe lives exactly as long as the item that carries it.
-            struct Carrier(#[allow(dead_code)] MemorySender<Holder>, #[allow(dead_code)] Arc<()>);
+            struct Carrier(
+                #[allow(dead_code)] MemorySender<Holder>,
+                #[allow(dead_code)] Arc<()>,
+            );
             let (ctx, crx) = stream::<Carrier>(size);
             ctx.try_send(Carrier(tx.clone(), probe)).unwrap();
             drop(ctx);
@@ -687,7 +768,11 @@ fn r13_last_receiver_close_breaks_item_cycle() {
         tx.try_send(Holder(tx.clone())).unwrap();
         assert_eq!(rx.statistics().open_send_streams, 2);
         drop(rx);
-        assert_eq!(tx.statistics().open_send_streams, 1, "the item's own sender was dropped");
+        assert_eq!(
+            tx.statistics().open_send_streams,
+            1,
+            "the item's own sender was dropped"
+        );
     }
 }
 
@@ -767,10 +852,18 @@ fn r14_waiting_senders_are_served_in_order() {
         let mut got = Vec::new();
         for _ in 0..3 {
             got.push(rx.try_recv().unwrap());
-            assert_eq!(tx.try_send(9), Err(TrySendError::Full(9)), "room goes to waiting senders");
+            assert_eq!(
+                tx.try_send(9),
+                Err(TrySendError::Full(9)),
+                "room goes to waiting senders"
+            );
         }
         got.extend(std::iter::from_fn(|| rx.try_recv().ok()));
-        let expected: Vec<u32> = if size == 1 { vec![0, 1, 2, 3] } else { vec![1, 2, 3] };
+        let expected: Vec<u32> = if size == 1 {
+            vec![0, 1, 2, 3]
+        } else {
+            vec![1, 2, 3]
+        };
         assert_eq!(got, expected);
         for sender in senders {
             assert_eq!(sender.ready(), Ok(()));

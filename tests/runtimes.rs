@@ -104,7 +104,9 @@ async fn mpmc_conservation(spawner: Spawner) {
             all.extend(got);
         }
         all.sort_unstable();
-        let expected: Vec<u32> = (0..3).flat_map(|p| (0..300).map(move |i| p * 1000 + i)).collect();
+        let expected: Vec<u32> = (0..3)
+            .flat_map(|p| (0..300).map(move |i| p * 1000 + i))
+            .collect();
         assert_eq!(all, expected, "size {size:?}");
     }
 }
@@ -178,19 +180,27 @@ async fn ping_pong(spawner: Spawner) {
     join(echo).await;
 }
 
-fn scenarios() -> Vec<(&'static str, fn(Spawner) -> BoxFuture)> {
+type Scenario = fn(Spawner) -> BoxFuture;
+
+fn scenarios() -> Vec<(&'static str, Scenario)> {
     vec![
         ("mpmc_conservation", |s| Box::pin(mpmc_conservation(s))),
         ("shielded_receiver", |s| Box::pin(shielded_receiver(s))),
-        ("cancel_wakes_spawned_tasks", |s| Box::pin(cancel_wakes_spawned_tasks(s))),
-        ("close_wakes_blocked_sender", |s| Box::pin(close_wakes_blocked_sender(s))),
+        ("cancel_wakes_spawned_tasks", |s| {
+            Box::pin(cancel_wakes_spawned_tasks(s))
+        }),
+        ("close_wakes_blocked_sender", |s| {
+            Box::pin(close_wakes_blocked_sender(s))
+        }),
         ("ping_pong", |s| Box::pin(ping_pong(s))),
     ]
 }
 
 #[test]
 fn core_scenarios_on_tokio_current_thread() {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let handle = runtime.handle().clone();
     let spawner = Spawner(Arc::new(move |fut| drop(handle.spawn(fut))));
     for (name, scenario) in scenarios() {
@@ -215,7 +225,10 @@ fn core_scenarios_on_tokio_multi_thread() {
 
 #[test]
 fn core_scenarios_on_futures_thread_pool() {
-    let pool = futures::executor::ThreadPool::builder().pool_size(2).create().unwrap();
+    let pool = futures::executor::ThreadPool::builder()
+        .pool_size(2)
+        .create()
+        .unwrap();
     let spawner = Spawner(Arc::new(move |fut| pool.spawn_ok(fut)));
     for (name, scenario) in scenarios() {
         println!("futures thread pool: {name}");

@@ -70,7 +70,7 @@ fn nested_cancellation_reaches_inner_scopes() {
         assert!(i.is_cancelled() && !i.is_cancel_called());
         checkpoint().await
     }))));
-    assert_eq!(task.poll(), false);
+    task.pending();
     assert!(task.poll());
     drop(task);
     assert!(!outer.is_cancelled(), "cancellation does not flow outward");
@@ -133,7 +133,11 @@ fn shield_toggled_while_blocked() {
     outer.cancel();
     assert_eq!(recv.wakes(), 0);
     shield.set_shield(false);
-    assert_eq!(recv.wakes(), 1, "lowering the shield under a cancelled scope wakes");
+    assert_eq!(
+        recv.wakes(),
+        1,
+        "lowering the shield under a cancelled scope wakes"
+    );
     // Raised again before the receiver ran: it is deliverable again and keeps waiting.
     shield.set_shield(true);
     recv.pending();
@@ -242,7 +246,13 @@ async fn child_scopes_on_spawned_tasks() {
         outcomes.push(task.await.unwrap());
     }
     assert_eq!(outcomes.iter().filter(|o| **o == Ok(1)).count(), 1);
-    assert_eq!(outcomes.iter().filter(|o| **o == Err(RecvError::Cancelled)).count(), 4);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == Err(RecvError::Cancelled))
+            .count(),
+        4
+    );
     assert_eq!(tx.statistics().tasks_waiting_receive, 0);
 }
 
@@ -275,7 +285,10 @@ fn cancel_wakes_only_the_affected_subtree() {
     in_b.pending();
     behind_shield.pending();
     a.cancel();
-    assert_eq!((in_a.wakes(), in_b.wakes(), behind_shield.wakes()), (1, 0, 0));
+    assert_eq!(
+        (in_a.wakes(), in_b.wakes(), behind_shield.wakes()),
+        (1, 0, 0)
+    );
     assert_eq!(in_a.ready(), Err(RecvError::Cancelled));
     in_b.pending();
     behind_shield.pending();

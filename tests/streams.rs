@@ -9,8 +9,8 @@ use common::{stream, Task, SIZES};
 use futures::executor::block_on;
 use futures::StreamExt;
 use scopestream::{
-    memory_stream, unbounded_memory_stream, CancelScope, MemoryReceiver, MemorySender, Recv, RecvError,
-    Send, SendError, Statistics, TryRecvError, TrySendError,
+    memory_stream, unbounded_memory_stream, CancelScope, MemoryReceiver, MemorySender, Recv,
+    RecvError, Send, SendError, Statistics, TryRecvError, TrySendError,
 };
 
 #[test]
@@ -34,7 +34,11 @@ fn send_then_receive_rendezvous() {
     let (tx, rx) = memory_stream::<&str>(0);
     let mut send = Task::new(tx.send("hello"));
     send.pending();
-    assert_eq!(tx.statistics().current_buffer_used, 0, "a rendezvous buffers nothing");
+    assert_eq!(
+        tx.statistics().current_buffer_used,
+        0,
+        "a rendezvous buffers nothing"
+    );
     assert_eq!(Task::new(rx.recv()).ready(), Ok("hello"));
     assert!(send.wakes() > 0);
     assert_eq!(send.ready(), Ok(()));
@@ -71,7 +75,11 @@ fn try_recv_pulls_blocked_senders_item_into_buffer() {
     let mut send = Task::new(tx.send("world"));
     send.pending();
     assert_eq!(rx.try_recv(), Ok("hello"));
-    assert_eq!(tx.statistics().current_buffer_used, 1, "the sender's item moved into the buffer");
+    assert_eq!(
+        tx.statistics().current_buffer_used,
+        1,
+        "the sender's item moved into the buffer"
+    );
     assert_eq!(send.ready(), Ok(()));
     assert_eq!(rx.try_recv(), Ok("world"));
 }
@@ -225,7 +233,10 @@ fn send_in_cancelled_scope_does_not_reach_waiting_receiver() {
     recv.pending();
     let scope = CancelScope::new();
     scope.cancel();
-    assert_eq!(block_on(scope.run(tx.send("hello"))), Err(SendError::Cancelled("hello")));
+    assert_eq!(
+        block_on(scope.run(tx.send("hello"))),
+        Err(SendError::Cancelled("hello"))
+    );
     assert_eq!(block_on(tx.send("world")), Ok(()));
     assert_eq!(recv.ready(), Ok("world"));
 }
@@ -241,11 +252,17 @@ fn clones_close_independently() {
     assert_eq!(rx2.try_recv(), Ok("hello"));
     let tx3 = tx1.clone();
     let rx3 = rx1.clone();
-    assert!(tx3.is_closed() && rx3.is_closed(), "clones of closed handles are closed");
+    assert!(
+        tx3.is_closed() && rx3.is_closed(),
+        "clones of closed handles are closed"
+    );
     assert_eq!(tx3.try_send("x"), Err(TrySendError::Closed("x")));
     assert_eq!(rx3.try_recv(), Err(TryRecvError::Closed));
     let stats = tx2.statistics();
-    assert_eq!((stats.open_send_streams, stats.open_receive_streams), (1, 1));
+    assert_eq!(
+        (stats.open_send_streams, stats.open_receive_streams),
+        (1, 1)
+    );
 }
 
 #[test]
@@ -299,7 +316,11 @@ fn close_while_blocked_on_both_sides() {
         send.pending();
         rx.close();
         assert_eq!(send.ready(), Err(SendError::Broken(1)));
-        assert_eq!(tx.try_send(2), Err(TrySendError::Broken(2)), "and it's persistent");
+        assert_eq!(
+            tx.try_send(2),
+            Err(TrySendError::Broken(2)),
+            "and it's persistent"
+        );
     }
 }
 
@@ -404,7 +425,11 @@ fn statistics_back_to_zero_after_cancellation() {
     }
     assert_eq!(tx.statistics().tasks_waiting_send, 2);
     group.cancel();
-    assert_eq!(tx.statistics().tasks_waiting_send, 0, "not counted once cancelled");
+    assert_eq!(
+        tx.statistics().tasks_waiting_send,
+        0,
+        "not counted once cancelled"
+    );
     for send in sends {
         assert_eq!(send.ready(), Err(SendError::Cancelled(())));
     }
@@ -495,14 +520,23 @@ fn errors_display_and_debug_without_item_debug() {
     struct Opaque;
     let err = SendError::Broken(Opaque);
     assert_eq!(format!("{err:?}"), "Broken(..)");
-    assert_eq!(err.to_string(), "sending on a stream whose receivers are all closed");
+    assert_eq!(
+        err.to_string(),
+        "sending on a stream whose receivers are all closed"
+    );
     let err = TrySendError::Full(Opaque);
     assert!(err.is_full());
     assert_eq!(format!("{err:?}"), "Full(..)");
     let _: Box<dyn std::error::Error> = Box::new(TrySendError::Closed(Opaque));
     let _: Box<dyn std::error::Error> = Box::new(SendError::Cancelled(Opaque));
-    assert_eq!(RecvError::EndOfStream.to_string(), "end of stream: every sender is closed");
-    assert_eq!(TryRecvError::Empty.to_string(), "receiving on an empty stream");
+    assert_eq!(
+        RecvError::EndOfStream.to_string(),
+        "end of stream: every sender is closed"
+    );
+    assert_eq!(
+        TryRecvError::Empty.to_string(),
+        "receiving on an empty stream"
+    );
     assert_eq!(SendError::Closed(3).into_inner(), 3);
     assert_eq!(TrySendError::Broken(4).into_inner(), 4);
     let (tx, rx) = memory_stream::<Opaque>(0);

@@ -121,7 +121,9 @@ impl Drop for Tracked {
 /// The buffer sizes every scenario runs with: `None` is unbounded.
 pub const SIZES: [Option<usize>; 3] = [Some(0), Some(1), None];
 
-pub fn stream<T>(size: Option<usize>) -> (scopestream::MemorySender<T>, scopestream::MemoryReceiver<T>) {
+pub fn stream<T>(
+    size: Option<usize>,
+) -> (scopestream::MemorySender<T>, scopestream::MemoryReceiver<T>) {
     match size {
         Some(n) => scopestream::memory_stream(n),
         None => scopestream::unbounded_memory_stream(),
