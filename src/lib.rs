@@ -17,14 +17,17 @@
 //!
 //! # futures::executor::block_on(async {
 //! let (tx, rx) = memory_stream::<&str>(0); // rendezvous
-//! let scope = CancelScope::new();
-//! scope.cancel();
-//! // A cancelled scope fails every operation in it, and nothing moves...
-//! assert_eq!(scope.run(rx.recv()).await, Err(RecvError::Cancelled));
-//! // ...but cleanup code behind a shield still completes.
-//! let cleanup = scope.child();
-//! cleanup.set_shield(true);
-//! assert_eq!(tx.try_send("bye").unwrap_err().into_inner(), "bye"); // nobody waits yet
+//! let task = CancelScope::new();
+//! task.cancel();
+//!
+//! // In a cancelled scope every operation fails, and nothing moves...
+//! assert_eq!(task.run(rx.recv()).await, Err(RecvError::Cancelled));
+//!
+//! // ...but cleanup code behind a shield still receives, and a sender
+//! // delivers to it even though the scope around it is cancelled.
+//! let cleanup = task.run(CancelScope::shielded().run(rx.recv()));
+//! let (received, sent) = futures::join!(cleanup, tx.send("bye"));
+//! assert_eq!((received, sent), (Ok("bye"), Ok(())));
 //! # });
 //! ```
 //!
@@ -112,6 +115,11 @@ pub fn memory_stream<T>(max_buffer_size: usize) -> (MemorySender<T>, MemoryRecei
 pub fn unbounded_memory_stream<T>() -> (MemorySender<T>, MemoryReceiver<T>) {
     new_stream(None)
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 fn new_stream<T>(capacity: Option<usize>) -> (MemorySender<T>, MemoryReceiver<T>) {
     let chan = Arc::new(Chan::new(capacity));
