@@ -54,7 +54,7 @@ use std::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use crate::sync::{const_thread_local, AtomicBool, Mutex, OnceLock, Ordering, TreeArc, TreeWeak};
+use crate::sync::{const_thread_local, AtomicU8, Mutex, OnceLock, Ordering, TreeArc, TreeWeak};
 use crate::waitlist::WaitList;
 
 /// A cancellation domain. Cloning gives another handle to the same scope.
@@ -93,10 +93,16 @@ pub struct CancelScope {
     node: Option<TreeArc<Node>>,
 }
 
+/// `Node::flags`: `cancel()` was called (set once, never cleared).
+const CANCEL_CALLED: u8 = 0b01;
+/// `Node::flags`: the shield is up. ORDERING: changed only under the node
+/// lock (see the module docs).
+const SHIELD: u8 = 0b10;
+
 pub(crate) struct Node {
-    cancel_called: AtomicBool,
-    /// ORDERING: written only under `state`'s lock (see the module docs).
-    shield: AtomicBool,
+    /// `CANCEL_CALLED | SHIELD`, in one word so that a chain walk reads each
+    /// scope once.
+    flags: AtomicU8,
     /// `None` inside: bound to the root. Unset: not bound yet.
     parent: OnceLock<Option<TreeArc<Node>>>,
     state: Mutex<NodeState>,
@@ -118,8 +124,7 @@ const_thread_local! {
 impl Default for Node {
     fn default() -> Self {
         Node {
-            cancel_called: AtomicBool::new(false),
-            shield: AtomicBool::new(false),
+            flags: AtomicU8::new(0),
             parent: OnceLock::new(),
             state: Mutex::new(NodeState {
                 waiters: WaitList::new(),
@@ -135,13 +140,11 @@ impl Node {
     fn is_cancelled(&self) -> bool {
         let mut node = self;
         loop {
-            // ORDERING: Acquire pairs with the Release stores in `cancel` and
-            // `set_shield`; the lost-wakeup arguments rely on the node locks,
-            // not on these orderings.
-            if node.cancel_called.load(Ordering::Acquire) {
+            let flags = node.flags();
+            if flags & CANCEL_CALLED != 0 {
                 return true;
             }
-            if node.shield.load(Ordering::Acquire) {
+            if flags & SHIELD != 0 {
                 return false;
             }
             match node.parent.get() {
@@ -149,6 +152,14 @@ impl Node {
                 _ => return false,
             }
         }
+    }
+
+    #[inline]
+    fn flags(&self) -> u8 {
+        // ORDERING: Acquire pairs with the AcqRel updates in `cancel` and
+        // `set_shield`; the lost-wakeup arguments rely on the node locks, not
+        // on this ordering.
+        self.flags.load(Ordering::Acquire)
     }
 
     fn has_ancestor_or_self(&self, target: &Node) -> bool {
@@ -200,10 +211,9 @@ impl Node {
         let mut is_root = true;
         while let Some(node) = stack.pop() {
             let state = node.state.lock();
-            if !std::mem::take(&mut is_root)
-                && (node.cancel_called.load(Ordering::Acquire)
-                    || node.shield.load(Ordering::Acquire))
-            {
+            // Shielded children keep the cancellation out; cancelled ones
+            // woke their own subtree.
+            if !std::mem::take(&mut is_root) && node.flags() != 0 {
                 continue;
             }
             wakers.extend(state.waiters.iter().cloned());
@@ -280,8 +290,7 @@ impl CancelScope {
     /// any thread. Does nothing on the root.
     pub fn cancel(&self) {
         if let Some(node) = &self.node {
-            // ORDERING: Release pairs with the Acquire loads in `is_cancelled`.
-            if !node.cancel_called.swap(true, Ordering::AcqRel) {
+            if node.flags.fetch_or(CANCEL_CALLED, Ordering::AcqRel) & CANCEL_CALLED == 0 {
                 Node::wake_subtree(node);
             }
         }
@@ -291,7 +300,7 @@ impl CancelScope {
     pub fn is_cancel_called(&self) -> bool {
         self.node
             .as_ref()
-            .is_some_and(|node| node.cancel_called.load(Ordering::Acquire))
+            .is_some_and(|node| node.flags() & CANCEL_CALLED != 0)
     }
 
     /// Whether code inside this scope is *effectively* cancelled right now: this
@@ -309,7 +318,11 @@ impl CancelScope {
         {
             let _state = node.state.lock();
             // ORDERING: under the node lock; see the module docs.
-            node.shield.store(shield, Ordering::Release);
+            if shield {
+                node.flags.fetch_or(SHIELD, Ordering::AcqRel);
+            } else {
+                node.flags.fetch_and(!SHIELD, Ordering::AcqRel);
+            }
         }
         if !shield && node.is_cancelled() {
             Node::wake_subtree(node);
@@ -320,7 +333,7 @@ impl CancelScope {
     pub fn is_shielded(&self) -> bool {
         self.node
             .as_ref()
-            .is_some_and(|node| node.shield.load(Ordering::Acquire))
+            .is_some_and(|node| node.flags() & SHIELD != 0)
     }
 
     /// Runs `fut` inside this scope: while it is polled, this scope is
@@ -350,8 +363,8 @@ impl fmt::Debug for CancelScope {
             None => f.write_str("CancelScope(root)"),
             Some(node) => f
                 .debug_struct("CancelScope")
-                .field("cancel_called", &node.cancel_called.load(Ordering::Acquire))
-                .field("shielded", &node.shield.load(Ordering::Acquire))
+                .field("cancel_called", &(node.flags() & CANCEL_CALLED != 0))
+                .field("shielded", &(node.flags() & SHIELD != 0))
                 .field("cancelled", &node.is_cancelled())
                 .finish(),
         }
@@ -495,12 +508,17 @@ impl ScopeRef {
 #[derive(Default)]
 pub(crate) struct ScopeWait {
     scope: ScopeRef,
-    key: Option<usize>,
+    /// Our slot in the node's waiter slab, and the waker stored there (kept
+    /// here too, so a re-poll with the same waker needs no lock).
+    registered: Option<(usize, Waker)>,
 }
 
 impl ScopeWait {
     pub(crate) fn new(scope: ScopeRef) -> Self {
-        ScopeWait { scope, key: None }
+        ScopeWait {
+            scope,
+            registered: None,
+        }
     }
 
     /// Registers `waker` (or refreshes it) and then reports whether the scope
@@ -510,23 +528,22 @@ impl ScopeWait {
         let Some(node) = &self.scope.0 else {
             return false;
         };
-        {
-            let mut state = node.state.lock();
-            match self.key {
-                None => self.key = Some(state.waiters.push_back(waker.clone())),
-                Some(key) => {
-                    let stored = state.waiters.get_mut(key);
-                    if !stored.will_wake(waker) {
-                        *stored = waker.clone();
-                    }
-                }
+        match &mut self.registered {
+            Some((_, stored)) if stored.will_wake(waker) => {}
+            Some((key, stored)) => {
+                *node.state.lock().waiters.get_mut(*key) = waker.clone();
+                stored.clone_from(waker);
+            }
+            None => {
+                let key = node.state.lock().waiters.push_back(waker.clone());
+                self.registered = Some((key, waker.clone()));
             }
         }
         node.is_cancelled()
     }
 
     pub(crate) fn deregister(&mut self) {
-        if let (Some(key), Some(node)) = (self.key.take(), &self.scope.0) {
+        if let (Some((key, _)), Some(node)) = (self.registered.take(), &self.scope.0) {
             let waker = node.state.lock().waiters.remove(key);
             drop(waker);
         }
