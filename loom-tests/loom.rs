@@ -1,81 +1,407 @@
-//! Loom models of the interleavings that decide the crate's guarantees. Run
-//! with `cargo test --release --features loom --test loom`. Every model is
-//! exhaustive (no preemption bound) unless stated next to it.
+//! Loom models of the interleavings that decide the crate's guarantees.
+//!
+//! Run with `cargo test --release --features loom --test loom`. The feature
+//! swaps every primitive in `src/sync.rs` for loom's, so these models check
+//! the real code. Each model has two or three threads and at most two items,
+//! asserts the exact set of outcomes it allows, and counts item drops so that
+//! a lost or doubly dropped item fails it. Every model is exhaustive (no
+//! preemption bound) unless a bound is stated next to it.
 
 #![cfg(feature = "loom")]
 
-use loom::future::block_on;
-use loom::thread;
-use scopestream::{memory_stream, CancelScope, RecvError, SendError};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::task::{Context, Poll, Waker};
 
-/// Rendezvous hand-off: a blocking `send` and an async `recv` meet exactly once.
-#[test]
-fn rendezvous_send_vs_recv() {
-    loom::model(|| {
-        let (tx, rx) = memory_stream::<u32>(0);
-        let sender = thread::spawn(move || block_on(tx.send(1)));
-        assert_eq!(block_on(rx.recv()), Ok(1));
-        assert_eq!(sender.join().unwrap(), Ok(()));
+use loom::future::block_on;
+use loom::sync::atomic::AtomicBool;
+use loom::sync::Arc;
+use loom::thread;
+use scopestream::{memory_stream, CancelScope, RecvError, SendError, TryRecvError, TrySendError};
+
+/// An item that counts its drops in a shared ledger.
+#[derive(Debug)]
+struct Item {
+    id: u32,
+    drops: std::sync::Arc<AtomicUsize>,
+}
+
+impl PartialEq for Item {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Drop for Item {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, SeqCst);
+    }
+}
+
+#[derive(Clone, Default)]
+struct Ledger(std::sync::Arc<AtomicUsize>);
+
+impl Ledger {
+    fn item(&self, id: u32) -> Item {
+        Item {
+            id,
+            drops: self.0.clone(),
+        }
+    }
+
+    fn dropped(&self) -> usize {
+        self.0.load(SeqCst)
+    }
+}
+
+/// Polls once with a waker that does nothing (the model re-polls by hand).
+fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    Pin::new(fut).poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// Runs `f` exhaustively.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    loom::model(f);
+}
+
+// ── 1. Rendezvous hand-off ───────────────────────────────────────────────
+
+fn send_vs_recv(size: usize) {
+    model(move || {
+        let ledger = Ledger::default();
+        let (tx, rx) = memory_stream(size);
+        let item = ledger.item(1);
+        let sender = thread::spawn(move || block_on(tx.send(item)));
+        assert_eq!(block_on(rx.recv()).map(|i| i.id), Ok(1));
+        assert!(sender.join().unwrap().is_ok());
+        assert_eq!(ledger.dropped(), 1);
     });
 }
 
-/// AnyIO #771: a receiver behind a shield, its outer scope cancelled while a
-/// send runs: the item is always delivered and the sender always completes.
 #[test]
-fn shielded_receiver_outer_cancel_races_send() {
-    loom::model(|| {
+fn hand_off_send_vs_recv_buffer_0() {
+    send_vs_recv(0);
+}
+
+#[test]
+fn hand_off_send_vs_recv_buffer_1() {
+    send_vs_recv(1);
+}
+
+fn send_vs_try_recv(size: usize) {
+    model(move || {
+        let (tx, rx) = memory_stream::<u32>(size);
+        let sender = thread::spawn(move || block_on(tx.send(1)));
+        match rx.try_recv() {
+            Ok(1) => {}
+            // The sender has not arrived yet: it is then received normally.
+            Err(TryRecvError::Empty) => assert_eq!(block_on(rx.recv()), Ok(1)),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(sender.join().unwrap(), Ok(()));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
+    });
+}
+
+#[test]
+fn hand_off_send_vs_try_recv_buffer_0() {
+    send_vs_try_recv(0);
+}
+
+#[test]
+fn hand_off_send_vs_try_recv_buffer_1() {
+    send_vs_try_recv(1);
+}
+
+// ── 2. Blocked recv cancelled from another thread, racing a send ─────────
+
+/// `cancel_first`: the other thread cancels, then sends; otherwise the
+/// reverse. Either way, exactly one of: received, or cancelled with the item
+/// still in the stream. When the cancel comes first, delivery to the cancelled
+/// receiver is forbidden (C6), so it must be cancelled.
+fn cancelled_recv_vs_send(cancel_first: bool) {
+    model(move || {
+        let ledger = Ledger::default();
+        let (tx, rx) = memory_stream(1);
+        let scope = CancelScope::new();
+        let other = {
+            let (scope, item) = (scope.clone(), ledger.item(1));
+            thread::spawn(move || {
+                if cancel_first {
+                    scope.cancel();
+                }
+                assert!(tx.try_send(item).is_ok());
+                if !cancel_first {
+                    scope.cancel();
+                }
+                tx
+            })
+        };
+        let got = block_on(scope.run(rx.recv()));
+        let _tx = other.join().unwrap();
+        match got {
+            Ok(item) => {
+                assert!(!cancel_first, "delivered to a receiver cancelled before the send");
+                assert_eq!(item.id, 1);
+                assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+            }
+            Err(RecvError::Cancelled) => assert_eq!(rx.try_recv().map(|i| i.id), Ok(1)),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(ledger.dropped(), 1);
+    });
+}
+
+#[test]
+fn cancel_then_send_vs_blocked_recv() {
+    cancelled_recv_vs_send(true);
+}
+
+#[test]
+fn send_then_cancel_vs_blocked_recv() {
+    cancelled_recv_vs_send(false);
+}
+
+// ── 3. AnyIO #771: a shielded receiver, its outer scope cancelled ────────
+
+fn shielded_receiver_vs_send(cancel_first: bool) {
+    model(move || {
         let (tx, rx) = memory_stream::<u32>(0);
         let outer = CancelScope::new();
         let shield = CancelScope::shielded();
-        let canceller = {
+        let other = {
             let outer = outer.clone();
-            thread::spawn(move || outer.cancel())
+            thread::spawn(move || {
+                if cancel_first {
+                    outer.cancel();
+                }
+                let sent = block_on(tx.send(7));
+                if !cancel_first {
+                    outer.cancel();
+                }
+                sent
+            })
         };
-        let sender = thread::spawn(move || block_on(tx.send(7)));
         assert_eq!(block_on(outer.run(shield.run(rx.recv()))), Ok(7));
-        assert_eq!(sender.join().unwrap(), Ok(()));
-        canceller.join().unwrap();
+        assert_eq!(other.join().unwrap(), Ok(()));
     });
 }
 
-/// A blocked `recv` whose scope is cancelled from another thread, racing a
-/// `try_send`: the receive either gets the item or is cancelled with the item
-/// still in the stream; never both, never neither.
-///
-/// Bound: 5 preemptions (15 s; exhaustive takes about six minutes here).
 #[test]
-fn cancelled_recv_races_try_send() {
-    let mut model = loom::model::Builder::new();
-    model.preemption_bound = Some(5);
-    model.check(|| {
+fn shielded_receiver_outer_cancel_then_send() {
+    shielded_receiver_vs_send(true);
+}
+
+#[test]
+fn shielded_receiver_send_then_outer_cancel() {
+    shielded_receiver_vs_send(false);
+}
+
+// ── 4. set_shield(false) racing a send ───────────────────────────────────
+
+fn unshield_vs_send(unshield_first: bool) {
+    model(move || {
         let (tx, rx) = memory_stream::<u32>(1);
-        let scope = CancelScope::new();
-        let canceller = {
-            let scope = scope.clone();
-            thread::spawn(move || scope.cancel())
+        let outer = CancelScope::new();
+        let shield = CancelScope::shielded();
+        outer.cancel();
+        let other = {
+            let shield = shield.clone();
+            thread::spawn(move || {
+                if unshield_first {
+                    shield.set_shield(false);
+                }
+                assert_eq!(tx.try_send(1), Ok(()));
+                if !unshield_first {
+                    shield.set_shield(false);
+                }
+                tx
+            })
         };
-        let sender = thread::spawn(move || {
-            tx.try_send(1).unwrap();
-            tx
-        });
-        let got = block_on(scope.run(rx.recv()));
-        let _tx = sender.join().unwrap();
-        canceller.join().unwrap();
+        let got = block_on(outer.run(shield.run(rx.recv())));
+        let _tx = other.join().unwrap();
         match got {
-            Ok(1) => assert!(rx.try_recv().is_err()),
+            Ok(1) => {
+                assert!(!unshield_first, "delivered to a receiver unshielded before the send");
+                assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+            }
             Err(RecvError::Cancelled) => assert_eq!(rx.try_recv(), Ok(1)),
             other => panic!("unexpected {other:?}"),
         }
     });
 }
 
-/// `send_blocking` on one thread, `close()` of that handle on another: a
-/// clean `Closed(item)` or a completed hand-off, never a hang.
+#[test]
+fn unshield_then_send_vs_blocked_recv() {
+    unshield_vs_send(true);
+}
+
+#[test]
+fn send_then_unshield_vs_blocked_recv() {
+    unshield_vs_send(false);
+}
+
+// ── 5. A recv future dropped while a sender commits to it ────────────────
+
+fn dropped_recv_vs_commit(size: usize) {
+    model(move || {
+        let ledger = Ledger::default();
+        let (tx, rx) = memory_stream(size);
+        let mut recv = rx.recv();
+        assert!(poll_once(&mut recv).is_pending());
+        let sender = {
+            let item = ledger.item(1);
+            thread::spawn(move || (tx.try_send(item).map_err(TrySendError::into_inner), tx))
+        };
+        drop(recv);
+        let (sent, _tx) = sender.join().unwrap();
+        match sent {
+            // Committed to the dropped receive, or buffered: at the head now.
+            Ok(()) => assert_eq!(rx.try_recv().map(|i| i.id), Ok(1)),
+            // Rendezvous, and the receive was gone first: handed back.
+            Err(item) => {
+                assert_eq!(size, 0);
+                assert_eq!(item.id, 1);
+            }
+        }
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        assert_eq!(ledger.dropped(), 1);
+    });
+}
+
+#[test]
+fn dropped_recv_vs_commit_buffer_0() {
+    dropped_recv_vs_commit(0);
+}
+
+#[test]
+fn dropped_recv_vs_commit_buffer_1() {
+    dropped_recv_vs_commit(1);
+}
+
+// ── 6. A cancelled, or dropped, send racing try_recv ─────────────────────
+
+#[test]
+fn cancelled_send_vs_try_recv() {
+    model(|| {
+        let ledger = Ledger::default();
+        let (tx, rx) = memory_stream(0);
+        let scope = CancelScope::new();
+        let send = scope.run(tx.send(ledger.item(1)));
+        let mut send = std::pin::pin!(send);
+        assert!(send.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        let receiver = thread::spawn(move || (rx.try_recv().map(|i| i.id), rx));
+        scope.cancel();
+        let sent = match send.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(result) => result,
+            Poll::Pending => panic!("a cancelled send must settle on its next poll"),
+        };
+        let (received, _rx) = receiver.join().unwrap();
+        match (received, sent) {
+            (Ok(1), Ok(())) => assert_eq!(ledger.dropped(), 1),
+            (Err(TryRecvError::Empty), Err(SendError::Cancelled(item))) => {
+                assert_eq!(item.id, 1);
+                assert_eq!(ledger.dropped(), 0, "the item is returned, not dropped");
+            }
+            (received, sent) => panic!("received {received:?} and send {sent:?}"),
+        }
+    });
+}
+
+#[test]
+fn dropped_send_vs_try_recv() {
+    model(|| {
+        let ledger = Ledger::default();
+        let (tx, rx) = memory_stream(0);
+        let mut send = tx.send(ledger.item(1));
+        assert!(poll_once(&mut send).is_pending());
+        let receiver = thread::spawn(move || (rx.try_recv().map(|i| i.id), rx));
+        drop(send);
+        let (received, rx) = receiver.join().unwrap();
+        match received {
+            Ok(1) | Err(TryRecvError::Empty) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        // Received and dropped by the receiver, or withdrawn and dropped with
+        // the future: exactly once either way, and never still in the stream.
+        assert_eq!(ledger.dropped(), 1);
+        assert_eq!(rx.try_recv().map(|i| i.id), Err(TryRecvError::Empty));
+    });
+}
+
+// ── 7. The last sender closed racing a blocked recv ──────────────────────
+
+#[test]
+fn last_sender_drop_vs_blocked_recv() {
+    model(|| {
+        let (tx, rx) = memory_stream::<u32>(1);
+        let sender = thread::spawn(move || {
+            tx.try_send(1).unwrap();
+            drop(tx);
+        });
+        assert_eq!(rx.recv_blocking(), Ok(1), "the buffer drains first");
+        assert_eq!(rx.recv_blocking(), Err(RecvError::EndOfStream));
+        sender.join().unwrap();
+    });
+}
+
+#[test]
+fn last_sender_close_vs_blocked_async_recv() {
+    model(|| {
+        let (tx, rx) = memory_stream::<u32>(0);
+        let sender = thread::spawn(move || tx.close());
+        assert_eq!(block_on(rx.recv()), Err(RecvError::EndOfStream));
+        sender.join().unwrap();
+    });
+}
+
+// ── 8. The last receiver closed racing a blocked send ────────────────────
+
+#[test]
+fn last_receiver_drop_vs_blocked_send() {
+    model(|| {
+        let ledger = Ledger::default();
+        let (tx, rx) = memory_stream(1);
+        tx.try_send(ledger.item(1)).unwrap();
+        let sender = {
+            let item = ledger.item(2);
+            thread::spawn(move || tx.send_blocking(item).map_err(SendError::into_inner))
+        };
+        assert_eq!(rx.try_recv().map(|i| i.id), Ok(1));
+        drop(rx);
+        match sender.join().unwrap() {
+            // Moved into the buffer (or buffered) before the close, which
+            // then dropped it: `Ok`, never `Broken`.
+            Ok(()) => {}
+            Err(item) => assert_eq!(item.id, 2),
+        }
+        assert_eq!(ledger.dropped(), 2, "each item dropped exactly once");
+    });
+}
+
+// ── 9. Blocking operations racing a close of their own handle ────────────
+
+#[test]
+fn recv_blocking_vs_close() {
+    model(|| {
+        let (tx, rx) = memory_stream::<u32>(0);
+        let rx = Arc::new(rx);
+        let receiver = {
+            let rx = rx.clone();
+            thread::spawn(move || rx.recv_blocking())
+        };
+        rx.close();
+        assert_eq!(receiver.join().unwrap(), Err(RecvError::Closed));
+        drop(tx);
+    });
+}
+
 #[test]
 fn send_blocking_vs_close() {
-    loom::model(|| {
+    model(|| {
         let (tx, rx) = memory_stream::<u32>(0);
-        let tx = loom::sync::Arc::new(tx);
+        let tx = Arc::new(tx);
         let sender = {
             let tx = tx.clone();
             thread::spawn(move || tx.send_blocking(3))
@@ -84,4 +410,103 @@ fn send_blocking_vs_close() {
         assert_eq!(sender.join().unwrap(), Err(SendError::Closed(3)));
         drop(rx);
     });
+}
+
+// ── 10. Two waiting receivers, the first cancelled, racing a send ────────
+
+#[test]
+fn first_of_two_receivers_cancelled_vs_send() {
+    model(|| {
+        let (tx, rx) = memory_stream::<u32>(0);
+        let first_scope = CancelScope::new();
+        let mut first = std::pin::pin!(first_scope.run(rx.recv()));
+        let mut second = rx.recv();
+        let noop = || Context::from_waker(Waker::noop());
+        assert!(first.as_mut().poll(&mut noop()).is_pending());
+        assert!(poll_once(&mut second).is_pending());
+        let other = {
+            let scope = first_scope.clone();
+            thread::spawn(move || {
+                scope.cancel();
+                assert_eq!(tx.try_send(1), Ok(()));
+                tx
+            })
+        };
+        // The first receiver runs concurrently with the cancel and the send.
+        let first_early = first.as_mut().poll(&mut noop());
+        let _tx = other.join().unwrap();
+        let first_result = match first_early {
+            Poll::Ready(result) => result,
+            Poll::Pending => match first.as_mut().poll(&mut noop()) {
+                Poll::Ready(result) => result,
+                Poll::Pending => panic!("the cancelled receiver never settled"),
+            },
+        };
+        assert_eq!(first_result, Err(RecvError::Cancelled));
+        assert_eq!(poll_once(&mut second), Poll::Ready(Ok(1)));
+    });
+}
+
+// ── 11. Statistics never count a waiter whose operation has returned ─────
+
+#[derive(Clone, Copy)]
+enum End {
+    Cancel,
+    Drop,
+    Close,
+}
+
+fn statistics_vs_ending_waiter(end: End) {
+    model(move || {
+        let (tx, rx) = memory_stream::<u32>(0);
+        let scope = CancelScope::new();
+        let returned = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (returned, tx) = (returned.clone(), tx.clone());
+            thread::spawn(move || {
+                let done = returned.load(loom::sync::atomic::Ordering::Acquire);
+                let waiting = tx.statistics().tasks_waiting_receive;
+                assert!(waiting <= 1);
+                if done {
+                    assert_eq!(waiting, 0, "a returned waiter is still counted");
+                }
+            })
+        };
+        {
+            let rx2 = rx.clone();
+            let mut recv = std::pin::pin!(scope.run(rx2.recv()));
+            let noop = || Context::from_waker(Waker::noop());
+            assert!(recv.as_mut().poll(&mut noop()).is_pending());
+            match end {
+                End::Cancel => {
+                    scope.cancel();
+                    assert_eq!(recv.as_mut().poll(&mut noop()), Poll::Ready(Err(RecvError::Cancelled)));
+                }
+                End::Close => {
+                    rx2.close();
+                    assert_eq!(recv.as_mut().poll(&mut noop()), Poll::Ready(Err(RecvError::Closed)));
+                }
+                End::Drop => {}
+            }
+        }
+        returned.store(true, loom::sync::atomic::Ordering::Release);
+        reader.join().unwrap();
+        assert_eq!(tx.statistics().tasks_waiting_receive, 0);
+        drop(rx);
+    });
+}
+
+#[test]
+fn statistics_vs_cancelled_waiter() {
+    statistics_vs_ending_waiter(End::Cancel);
+}
+
+#[test]
+fn statistics_vs_dropped_waiter() {
+    statistics_vs_ending_waiter(End::Drop);
+}
+
+#[test]
+fn statistics_vs_closed_waiter() {
+    statistics_vs_ending_waiter(End::Close);
 }

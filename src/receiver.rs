@@ -247,11 +247,13 @@ impl RecvOp {
         receiver: &MemoryReceiver<T>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
+        let mut wake = Wakeups::default();
+        let mut state = receiver.chan.lock();
+        // Checked under the lock, so a cancel that happened before a peer's
+        // change we are about to see is seen too (C5).
         if !self.ignore_scope && current_is_cancelled() {
             return Poll::Ready(Err(RecvError::Cancelled));
         }
-        let mut wake = Wakeups::default();
-        let mut state = receiver.chan.lock();
         if receiver.closed.load(Ordering::Relaxed) {
             return Poll::Ready(Err(RecvError::Closed));
         }

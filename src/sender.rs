@@ -232,11 +232,13 @@ impl<T> SendOp<T> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError<T>>> {
         let item = self.item.take().expect("`Send` polled after completion");
+        let mut wake = Wakeups::default();
+        let mut state = sender.chan.lock();
+        // Checked under the lock, so a cancel that happened before a peer's
+        // change we are about to see is seen too (C5).
         if !self.ignore_scope && current_is_cancelled() {
             return Poll::Ready(Err(SendError::Cancelled(item)));
         }
-        let mut wake = Wakeups::default();
-        let mut state = sender.chan.lock();
         if sender.closed.load(Ordering::Relaxed) {
             return Poll::Ready(Err(SendError::Closed(item)));
         }
