@@ -91,16 +91,19 @@ fn hand_off_send_vs_recv_buffer_1() {
 
 fn send_vs_try_recv(size: usize) {
     model(move || {
-        let (tx, rx) = memory_stream::<u32>(size);
-        let sender = thread::spawn(move || block_on(tx.send(1)));
-        match rx.try_recv() {
+        let ledger = Ledger::default();
+        let (tx, rx) = memory_stream(size);
+        let item = ledger.item(1);
+        let sender = thread::spawn(move || block_on(tx.send(item)).is_ok());
+        match rx.try_recv().map(|i| i.id) {
             Ok(1) => {}
             // The sender has not arrived yet: it is then received normally.
-            Err(TryRecvError::Empty) => assert_eq!(block_on(rx.recv()), Ok(1)),
+            Err(TryRecvError::Empty) => assert_eq!(block_on(rx.recv()).map(|i| i.id), Ok(1)),
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(sender.join().unwrap(), Ok(()));
+        assert!(sender.join().unwrap());
         assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
+        assert_eq!(ledger.dropped(), 1);
     });
 }
 
@@ -142,7 +145,47 @@ fn cancelled_recv_vs_send(cancel_first: bool) {
         let _tx = other.join().unwrap();
         match got {
             Ok(item) => {
-                assert!(!cancel_first, "delivered to a receiver cancelled before the send");
+                assert!(
+                    !cancel_first,
+                    "delivered to a receiver cancelled before the send"
+                );
+                assert_eq!(item.id, 1);
+                assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+            }
+            Err(RecvError::Cancelled) => assert_eq!(rx.try_recv().map(|i| i.id), Ok(1)),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(ledger.dropped(), 1);
+    });
+}
+
+/// The cancel on a third thread, concurrent with the send.
+///
+/// Bound: 5 preemptions, about 30 s here (4: 6 s; exhaustive: over 5 min).
+/// The two-thread models above cover both orders of cancel and send
+/// exhaustively.
+#[test]
+fn cancel_concurrent_with_send_vs_blocked_recv() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(5);
+    model.check(|| {
+        let ledger = Ledger::default();
+        let (tx, rx) = memory_stream(1);
+        let scope = CancelScope::new();
+        let canceller = {
+            let scope = scope.clone();
+            thread::spawn(move || scope.cancel())
+        };
+        let item = ledger.item(1);
+        let sender = thread::spawn(move || {
+            assert!(tx.try_send(item).is_ok());
+            tx
+        });
+        let got = block_on(scope.run(rx.recv()));
+        let _tx = sender.join().unwrap();
+        canceller.join().unwrap();
+        match got {
+            Ok(item) => {
                 assert_eq!(item.id, 1);
                 assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
             }
@@ -167,24 +210,53 @@ fn send_then_cancel_vs_blocked_recv() {
 
 fn shielded_receiver_vs_send(cancel_first: bool) {
     model(move || {
-        let (tx, rx) = memory_stream::<u32>(0);
+        let ledger = Ledger::default();
+        let (tx, rx) = memory_stream(0);
         let outer = CancelScope::new();
         let shield = CancelScope::shielded();
         let other = {
-            let outer = outer.clone();
+            let (outer, item) = (outer.clone(), ledger.item(7));
             thread::spawn(move || {
                 if cancel_first {
                     outer.cancel();
                 }
-                let sent = block_on(tx.send(7));
+                let sent = block_on(tx.send(item)).is_ok();
                 if !cancel_first {
                     outer.cancel();
                 }
                 sent
             })
         };
-        assert_eq!(block_on(outer.run(shield.run(rx.recv()))), Ok(7));
-        assert_eq!(other.join().unwrap(), Ok(()));
+        assert_eq!(
+            block_on(outer.run(shield.run(rx.recv()))).map(|i| i.id),
+            Ok(7)
+        );
+        assert!(other.join().unwrap(), "the sender always completes");
+        assert_eq!(ledger.dropped(), 1);
+    });
+}
+
+/// The same with the cancel on a third thread, concurrent with the send.
+#[test]
+fn shielded_receiver_outer_cancel_concurrent_with_send() {
+    model(|| {
+        let ledger = Ledger::default();
+        let (tx, rx) = memory_stream(0);
+        let outer = CancelScope::new();
+        let shield = CancelScope::shielded();
+        let canceller = {
+            let outer = outer.clone();
+            thread::spawn(move || outer.cancel())
+        };
+        let item = ledger.item(7);
+        let sender = thread::spawn(move || block_on(tx.send(item)).is_ok());
+        assert_eq!(
+            block_on(outer.run(shield.run(rx.recv()))).map(|i| i.id),
+            Ok(7)
+        );
+        assert!(sender.join().unwrap());
+        canceller.join().unwrap();
+        assert_eq!(ledger.dropped(), 1);
     });
 }
 
@@ -202,33 +274,38 @@ fn shielded_receiver_send_then_outer_cancel() {
 
 fn unshield_vs_send(unshield_first: bool) {
     model(move || {
-        let (tx, rx) = memory_stream::<u32>(1);
+        let ledger = Ledger::default();
+        let (tx, rx) = memory_stream(1);
         let outer = CancelScope::new();
         let shield = CancelScope::shielded();
         outer.cancel();
         let other = {
-            let shield = shield.clone();
+            let (shield, item) = (shield.clone(), ledger.item(1));
             thread::spawn(move || {
                 if unshield_first {
                     shield.set_shield(false);
                 }
-                assert_eq!(tx.try_send(1), Ok(()));
+                assert!(tx.try_send(item).is_ok());
                 if !unshield_first {
                     shield.set_shield(false);
                 }
                 tx
             })
         };
-        let got = block_on(outer.run(shield.run(rx.recv())));
+        let got = block_on(outer.run(shield.run(rx.recv()))).map(|i| i.id);
         let _tx = other.join().unwrap();
         match got {
             Ok(1) => {
-                assert!(!unshield_first, "delivered to a receiver unshielded before the send");
+                assert!(
+                    !unshield_first,
+                    "delivered to a receiver unshielded before the send"
+                );
                 assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
             }
-            Err(RecvError::Cancelled) => assert_eq!(rx.try_recv(), Ok(1)),
+            Err(RecvError::Cancelled) => assert_eq!(rx.try_recv().map(|i| i.id), Ok(1)),
             other => panic!("unexpected {other:?}"),
         }
+        assert_eq!(ledger.dropped(), 1);
     });
 }
 
@@ -290,7 +367,10 @@ fn cancelled_send_vs_try_recv() {
         let scope = CancelScope::new();
         let send = scope.run(tx.send(ledger.item(1)));
         let mut send = std::pin::pin!(send);
-        assert!(send.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        assert!(send
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending());
         let receiver = thread::spawn(move || (rx.try_recv().map(|i| i.id), rx));
         scope.cancel();
         let sent = match send.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
@@ -335,14 +415,21 @@ fn dropped_send_vs_try_recv() {
 #[test]
 fn last_sender_drop_vs_blocked_recv() {
     model(|| {
-        let (tx, rx) = memory_stream::<u32>(1);
+        let ledger = Ledger::default();
+        let (tx, rx) = memory_stream(1);
+        let item = ledger.item(1);
         let sender = thread::spawn(move || {
-            tx.try_send(1).unwrap();
+            assert!(tx.try_send(item).is_ok());
             drop(tx);
         });
-        assert_eq!(rx.recv_blocking(), Ok(1), "the buffer drains first");
+        assert_eq!(
+            rx.recv_blocking().map(|i| i.id),
+            Ok(1),
+            "the buffer drains first"
+        );
         assert_eq!(rx.recv_blocking(), Err(RecvError::EndOfStream));
         sender.join().unwrap();
+        assert_eq!(ledger.dropped(), 1);
     });
 }
 
@@ -400,14 +487,19 @@ fn recv_blocking_vs_close() {
 #[test]
 fn send_blocking_vs_close() {
     model(|| {
-        let (tx, rx) = memory_stream::<u32>(0);
+        let ledger = Ledger::default();
+        let (tx, rx) = memory_stream(0);
         let tx = Arc::new(tx);
         let sender = {
-            let tx = tx.clone();
-            thread::spawn(move || tx.send_blocking(3))
+            let (tx, item) = (tx.clone(), ledger.item(3));
+            thread::spawn(move || tx.send_blocking(item))
         };
         tx.close();
-        assert_eq!(sender.join().unwrap(), Err(SendError::Closed(3)));
+        match sender.join().unwrap() {
+            Err(SendError::Closed(item)) => assert_eq!(item.id, 3),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(ledger.dropped(), 1);
         drop(rx);
     });
 }
@@ -480,11 +572,17 @@ fn statistics_vs_ending_waiter(end: End) {
             match end {
                 End::Cancel => {
                     scope.cancel();
-                    assert_eq!(recv.as_mut().poll(&mut noop()), Poll::Ready(Err(RecvError::Cancelled)));
+                    assert_eq!(
+                        recv.as_mut().poll(&mut noop()),
+                        Poll::Ready(Err(RecvError::Cancelled))
+                    );
                 }
                 End::Close => {
                     rx2.close();
-                    assert_eq!(recv.as_mut().poll(&mut noop()), Poll::Ready(Err(RecvError::Closed)));
+                    assert_eq!(
+                        recv.as_mut().poll(&mut noop()),
+                        Poll::Ready(Err(RecvError::Closed))
+                    );
                 }
                 End::Drop => {}
             }

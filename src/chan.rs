@@ -30,6 +30,10 @@
 //!  Waiting(item) ──(owner's future dropped)──► freed, item withdrawn and dropped
 //! ```
 //!
+//! An operation's first poll checks its scope, checks its handle and tries
+//! the transfer in **one** critical section, so a cancellation that happened
+//! before any stream change the operation can observe is observed too.
+//!
 //! The **commit point** of SPEC C5 is the transition out of `Waiting` into
 //! `Delivered`/`Taken`, made in [`State::hand_to_receiver`] and
 //! [`State::take_from_sender`] right after the peer's scope has been found not
