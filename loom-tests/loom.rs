@@ -206,6 +206,57 @@ fn send_then_cancel_vs_blocked_recv() {
     cancelled_recv_vs_send(false);
 }
 
+/// C4 alone: a cancel from another thread, and nothing else, must wake a
+/// blocked receive and a blocked send (a lost wake-up hangs the model).
+#[test]
+fn cancel_wakes_blocked_recv() {
+    model(|| {
+        let (tx, rx) = memory_stream::<u32>(0);
+        let scope = CancelScope::new();
+        let canceller = {
+            let scope = scope.clone();
+            thread::spawn(move || scope.cancel())
+        };
+        assert_eq!(block_on(scope.run(rx.recv())), Err(RecvError::Cancelled));
+        canceller.join().unwrap();
+        drop(tx);
+    });
+}
+
+#[test]
+fn cancel_wakes_blocked_send() {
+    model(|| {
+        let ledger = Ledger::default();
+        let (tx, rx) = memory_stream(0);
+        let scope = CancelScope::new();
+        let canceller = {
+            let scope = scope.clone();
+            thread::spawn(move || scope.cancel())
+        };
+        match block_on(scope.run(tx.send(ledger.item(1)))) {
+            Err(SendError::Cancelled(item)) => assert_eq!(item.id, 1),
+            other => panic!("unexpected {other:?}"),
+        }
+        canceller.join().unwrap();
+        assert_eq!(ledger.dropped(), 1);
+        drop(rx);
+    });
+}
+
+/// A cancel of the *parent* reaches a receive blocked in a child scope.
+#[test]
+fn parent_cancel_wakes_blocked_recv_in_child() {
+    model(|| {
+        let (tx, rx) = memory_stream::<u32>(0);
+        let parent = CancelScope::new();
+        let child = parent.child();
+        let canceller = thread::spawn(move || parent.cancel());
+        assert_eq!(block_on(child.run(rx.recv())), Err(RecvError::Cancelled));
+        canceller.join().unwrap();
+        drop(tx);
+    });
+}
+
 // ── 3. AnyIO #771: a shielded receiver, its outer scope cancelled ────────
 
 fn shielded_receiver_vs_send(cancel_first: bool) {
@@ -317,6 +368,58 @@ fn unshield_then_send_vs_blocked_recv() {
 #[test]
 fn send_then_unshield_vs_blocked_recv() {
     unshield_vs_send(false);
+}
+
+/// Lowering the shield alone must wake a receive blocked under a cancelled
+/// outer scope.
+#[test]
+fn unshield_wakes_blocked_recv() {
+    model(|| {
+        let (tx, rx) = memory_stream::<u32>(0);
+        let outer = CancelScope::new();
+        let shield = CancelScope::shielded();
+        outer.cancel();
+        let unshielder = {
+            let shield = shield.clone();
+            thread::spawn(move || shield.set_shield(false))
+        };
+        assert_eq!(
+            block_on(outer.run(shield.run(rx.recv()))),
+            Err(RecvError::Cancelled)
+        );
+        unshielder.join().unwrap();
+        drop(tx);
+    });
+}
+
+/// An outer cancel racing a lowered shield: whichever comes second wakes the
+/// receive (the shield is read under the node lock by both).
+///
+/// Bound: 5 preemptions, about 25 s here (4: 5 s; exhaustive: over 15 min).
+#[test]
+fn outer_cancel_vs_unshield_wakes_blocked_recv() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(5);
+    model.check(|| {
+        let (tx, rx) = memory_stream::<u32>(0);
+        let outer = CancelScope::new();
+        let shield = CancelScope::shielded();
+        let canceller = {
+            let outer = outer.clone();
+            thread::spawn(move || outer.cancel())
+        };
+        let unshielder = {
+            let shield = shield.clone();
+            thread::spawn(move || shield.set_shield(false))
+        };
+        assert_eq!(
+            block_on(outer.run(shield.run(rx.recv()))),
+            Err(RecvError::Cancelled)
+        );
+        canceller.join().unwrap();
+        unshielder.join().unwrap();
+        drop(tx);
+    });
 }
 
 // ── 5. A recv future dropped while a sender commits to it ────────────────
