@@ -119,91 +119,81 @@ fn hand_off_send_vs_try_recv_buffer_1() {
 
 // ── 2. Blocked recv cancelled from another thread, racing a send ─────────
 
-/// `cancel_first`: the other thread cancels, then sends; otherwise the
-/// reverse. Either way, exactly one of: received, or cancelled with the item
-/// still in the stream. When the cancel comes first, delivery to the cancelled
-/// receiver is forbidden (C6), so it must be cancelled.
-fn cancelled_recv_vs_send(cancel_first: bool) {
-    model(move || {
-        let ledger = Ledger::default();
-        let (tx, rx) = memory_stream(1);
-        let scope = CancelScope::new();
-        let other = {
-            let (scope, item) = (scope.clone(), ledger.item(1));
-            thread::spawn(move || {
-                if cancel_first {
-                    scope.cancel();
-                }
-                assert!(tx.try_send(item).is_ok());
-                if !cancel_first {
-                    scope.cancel();
-                }
-                tx
-            })
-        };
-        let got = block_on(scope.run(rx.recv()));
-        let _tx = other.join().unwrap();
-        match got {
-            Ok(item) => {
-                assert!(
-                    !cancel_first,
-                    "delivered to a receiver cancelled before the send"
-                );
-                assert_eq!(item.id, 1);
-                assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
-            }
-            Err(RecvError::Cancelled) => assert_eq!(rx.try_recv().map(|i| i.id), Ok(1)),
-            Err(other) => panic!("unexpected {other:?}"),
-        }
-        assert_eq!(ledger.dropped(), 1);
-    });
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Race {
+    /// One other thread cancels, then sends.
+    CancelThenSend,
+    /// One other thread sends, then cancels.
+    SendThenCancel,
+    /// The cancel and the send each on a thread of their own.
+    Concurrent,
 }
 
-/// The cancel on a third thread, concurrent with the send.
-///
-/// Bound: 5 preemptions, about 30 s here (4: 6 s; exhaustive: over 5 min).
-/// The two-thread models above cover both orders of cancel and send
-/// exhaustively.
-#[test]
-fn cancel_concurrent_with_send_vs_blocked_recv() {
-    let mut model = loom::model::Builder::new();
-    model.preemption_bound = Some(5);
-    model.check(|| {
-        let ledger = Ledger::default();
-        let (tx, rx) = memory_stream(1);
-        let scope = CancelScope::new();
-        let canceller = {
+/// Exactly one of: received, or cancelled with the item still in the stream.
+/// When the cancel comes first, delivery to the cancelled receiver is
+/// forbidden (C6), so it must be cancelled.
+fn cancelled_recv_vs_send(race: Race) {
+    let ledger = Ledger::default();
+    let (tx, rx) = memory_stream(1);
+    let scope = CancelScope::new();
+    let item = ledger.item(1);
+    let send = move || assert!(tx.try_send(item).is_ok());
+    let mut others = Vec::new();
+    match race {
+        Race::Concurrent => {
             let scope = scope.clone();
-            thread::spawn(move || scope.cancel())
-        };
-        let item = ledger.item(1);
-        let sender = thread::spawn(move || {
-            assert!(tx.try_send(item).is_ok());
-            tx
-        });
-        let got = block_on(scope.run(rx.recv()));
-        let _tx = sender.join().unwrap();
-        canceller.join().unwrap();
-        match got {
-            Ok(item) => {
-                assert_eq!(item.id, 1);
-                assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
-            }
-            Err(RecvError::Cancelled) => assert_eq!(rx.try_recv().map(|i| i.id), Ok(1)),
-            Err(other) => panic!("unexpected {other:?}"),
+            others.push(thread::spawn(move || scope.cancel()));
+            others.push(thread::spawn(send));
         }
-        assert_eq!(ledger.dropped(), 1);
-    });
+        Race::CancelThenSend | Race::SendThenCancel => {
+            let scope = scope.clone();
+            others.push(thread::spawn(move || {
+                if race == Race::CancelThenSend {
+                    scope.cancel();
+                    send();
+                } else {
+                    send();
+                    scope.cancel();
+                }
+            }));
+        }
+    }
+    let got = block_on(scope.run(rx.recv()));
+    for other in others {
+        other.join().unwrap();
+    }
+    match got {
+        Ok(item) => {
+            assert!(
+                race != Race::CancelThenSend,
+                "delivered to a receiver cancelled before the send"
+            );
+            assert_eq!(item.id, 1);
+            assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
+        }
+        Err(RecvError::Cancelled) => assert_eq!(rx.try_recv().map(|i| i.id), Ok(1)),
+        Err(other) => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(ledger.dropped(), 1);
 }
 
 #[test]
 fn cancel_then_send_vs_blocked_recv() {
-    cancelled_recv_vs_send(true);
+    model(|| cancelled_recv_vs_send(Race::CancelThenSend));
 }
 
 #[test]
 fn send_then_cancel_vs_blocked_recv() {
-    cancelled_recv_vs_send(false);
+    model(|| cancelled_recv_vs_send(Race::SendThenCancel));
+}
+
+/// Bound: 5 preemptions, about 30 s here (4: 6 s; exhaustive: over 5 min).
+/// The two models above cover both orders of cancel and send exhaustively.
+#[test]
+fn cancel_concurrent_with_send_vs_blocked_recv() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(5);
+    model.check(|| cancelled_recv_vs_send(Race::Concurrent));
 }
 
 /// C4 alone: a cancel from another thread, and nothing else, must wake a
