@@ -24,7 +24,11 @@ use crate::sync::{Arc, AtomicBool, Ordering};
 ///
 /// As a [`Stream`], it yields items until the end of the stream, until this
 /// handle is closed, or until the current scope is effectively cancelled;
-/// [`recv`](MemoryReceiver::recv) tells those apart.
+/// [`recv`](MemoryReceiver::recv) tells those apart. The receive behind
+/// `poll_next` lives in the handle itself: an item committed to it while the
+/// caller stopped polling (say, a dropped `next()` future) is yielded by the
+/// handle's next `poll_next`, or put back at the head of the stream when the
+/// handle is dropped.
 pub struct MemoryReceiver<T> {
     chan: Arc<Chan<T>>,
     id: HandleId,
@@ -205,6 +209,9 @@ impl<T> Stream for MemoryReceiver<T> {
 }
 
 /// The future of [`MemoryReceiver::recv`].
+///
+/// See the cancel-safety notes on [`MemoryReceiver::recv`]. Polled again
+/// after it completed, it starts a new receive.
 #[must_use = "futures do nothing unless polled"]
 pub struct Recv<'a, T> {
     receiver: &'a MemoryReceiver<T>,

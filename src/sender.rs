@@ -185,6 +185,10 @@ impl<T> fmt::Debug for MemorySender<T> {
 }
 
 /// The future of [`MemorySender::send`].
+///
+/// It owns the item until a receiver takes it; see the cancel-safety notes on
+/// [`MemorySender::send`]. Polling it again after it completed panics, as the
+/// item is gone.
 #[must_use = "futures do nothing unless polled; dropping this one withdraws the item"]
 pub struct Send<'a, T> {
     sender: &'a MemorySender<T>,
