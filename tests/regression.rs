@@ -743,35 +743,34 @@ fn r13_last_receiver_close_breaks_sends_and_drops_buffer() {
 }
 
 /// An item that owns a sender of its own stream is freed as soon as the last
-/// receiver closes (no reference cycle keeps the stream alive).
+/// receiver closes: the cycle stream → buffer → item → sender → stream is
+/// broken by the close, not left to leak.
 #[test]
 fn r13_last_receiver_close_breaks_item_cycle() {
-    struct Holder(#[allow(dead_code)] MemorySender<Holder>);
+    struct Cyclic {
+        _own_sender: MemorySender<Cyclic>,
+        _probe: Arc<()>,
+    }
     for size in [Some(1), None] {
-        let (tx, rx) = stream::<Holder>(size);
-        let weak_probe: Weak<()> = {
-            let probe = Arc::new(());
-            let weak = Arc::downgrade(&probe);
-            // The probe lives exactly as long as the item that carries it.
-            struct Carrier(
-                #[allow(dead_code)] MemorySender<Holder>,
-                #[allow(dead_code)] Arc<()>,
-            );
-            let (ctx, crx) = stream::<Carrier>(size);
-            ctx.try_send(Carrier(tx.clone(), probe)).unwrap();
-            drop(ctx);
-            assert!(weak.upgrade().is_some());
-            drop(crx);
-            weak
-        };
-        assert!(weak_probe.upgrade().is_none());
-        tx.try_send(Holder(tx.clone())).unwrap();
-        assert_eq!(rx.statistics().open_send_streams, 2);
-        drop(rx);
+        let (tx, rx) = stream::<Cyclic>(size);
+        let probe = Arc::new(());
+        let weak: Weak<()> = Arc::downgrade(&probe);
+        tx.try_send(Cyclic {
+            _own_sender: tx.clone(),
+            _probe: probe,
+        })
+        .unwrap();
+        drop(tx);
+        assert!(weak.upgrade().is_some(), "the item is buffered");
         assert_eq!(
-            tx.statistics().open_send_streams,
+            rx.statistics().open_send_streams,
             1,
-            "the item's own sender was dropped"
+            "held by the item itself"
+        );
+        drop(rx);
+        assert!(
+            weak.upgrade().is_none(),
+            "freed when the last receiver closed"
         );
     }
 }
