@@ -61,6 +61,7 @@
 //! goes through one internal `sync` module that the `loom` feature swaps for
 //! loom's model-checked primitives.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
 mod blocking;
