@@ -136,7 +136,7 @@ fn close_races_blocked_operations() {
     // together, many rounds: only the documented outcome pairs, never a panic
     // or a hang, and the item is never both delivered and returned.
     let mut seen = std::collections::BTreeSet::new();
-    for round in 0..400 {
+    for round in 0..2000 {
         let size = round % 2;
         let (tx, rx) = memory_stream::<u32>(size);
         let rx = std::sync::Arc::new(rx);
