@@ -3,33 +3,14 @@
 //! `try_send`, `try_recv`, receives through the `Stream` implementation that
 //! wait and are later polled or abandoned, `close`, `clone`, dropping handles,
 //! and `statistics`. Every step must give identical results and statistics.
+//! The model lives in `tests/model/`, shared with the fuzz target.
 
 #![cfg(not(feature = "loom"))]
 
-use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+mod model;
 
-use futures::Stream;
+use model::{run, Op, CAPACITIES};
 use proptest::prelude::*;
-use scopestream::{
-    memory_stream, unbounded_memory_stream, MemoryReceiver, MemorySender, Statistics, TryRecvError,
-    TrySendError,
-};
-
-#[derive(Debug, Clone)]
-enum Op {
-    TrySend(usize),
-    TryRecv(usize),
-    /// `poll_next` once: start a receive or settle the one waiting.
-    PollNext(usize),
-    CloseSender(usize),
-    CloseReceiver(usize),
-    CloneSender(usize),
-    CloneReceiver(usize),
-    DropSender(usize),
-    DropReceiver(usize),
-}
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -45,273 +26,23 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The receive behind a receiver handle's `poll_next`, as the model sees it.
-#[derive(Debug, Clone, PartialEq)]
-enum Pending {
-    Idle,
-    Waiting,
-    Delivered(u32),
-    /// Ended by a close (its own handle's, or the last sender's).
-    Ended,
-}
-
-#[derive(Debug)]
-struct ModelReceiver {
-    closed: bool,
-    pending: Pending,
-}
-
-#[derive(Debug)]
-struct Model {
-    capacity: Option<usize>,
-    buffer: VecDeque<u32>,
-    senders: Vec<bool>, // closed?
-    receivers: Vec<ModelReceiver>,
-    /// Indices of receivers whose `poll_next` waits, oldest first.
-    waiting: VecDeque<usize>,
-}
-
-impl Model {
-    fn open_senders(&self) -> usize {
-        self.senders.iter().filter(|closed| !**closed).count()
-    }
-
-    fn open_receivers(&self) -> usize {
-        self.receivers.iter().filter(|r| !r.closed).count()
-    }
-
-    fn has_room(&self) -> bool {
-        self.capacity.is_none_or(|cap| self.buffer.len() < cap)
-    }
-
-    fn statistics(&self) -> Statistics {
-        Statistics {
-            current_buffer_used: self.buffer.len(),
-            max_buffer_size: self.capacity,
-            open_send_streams: self.open_senders(),
-            open_receive_streams: self.open_receivers(),
-            tasks_waiting_send: 0,
-            tasks_waiting_receive: self.waiting.len(),
-        }
-    }
-
-    /// Gives `item` to the oldest waiting receiver, if any.
-    fn hand_to_waiting(&mut self, item: u32) -> Result<(), u32> {
-        match self.waiting.pop_front() {
-            Some(r) => {
-                self.receivers[r].pending = Pending::Delivered(item);
-                Ok(())
-            }
-            None => Err(item),
-        }
-    }
-
-    fn try_send(&mut self, s: usize, item: u32) -> Result<(), TrySendError<u32>> {
-        if self.senders[s] {
-            return Err(TrySendError::Closed(item));
-        }
-        if self.open_receivers() == 0 {
-            return Err(TrySendError::Broken(item));
-        }
-        match self.hand_to_waiting(item) {
-            Ok(()) => Ok(()),
-            Err(item) if self.has_room() => {
-                self.buffer.push_back(item);
-                Ok(())
-            }
-            Err(item) => Err(TrySendError::Full(item)),
-        }
-    }
-
-    fn try_recv(&mut self, r: usize) -> Result<u32, TryRecvError> {
-        if self.receivers[r].closed {
-            return Err(TryRecvError::Closed);
-        }
-        if let Some(item) = self.buffer.pop_front() {
-            return Ok(item);
-        }
-        if self.open_senders() == 0 {
-            Err(TryRecvError::EndOfStream)
-        } else {
-            Err(TryRecvError::Empty)
-        }
-    }
-
-    fn poll_next(&mut self, r: usize) -> Poll<Option<u32>> {
-        match std::mem::replace(&mut self.receivers[r].pending, Pending::Idle) {
-            Pending::Waiting => {
-                self.receivers[r].pending = Pending::Waiting;
-                Poll::Pending
-            }
-            Pending::Delivered(item) => Poll::Ready(Some(item)),
-            Pending::Ended => Poll::Ready(None),
-            Pending::Idle => match self.try_recv(r) {
-                Ok(item) => Poll::Ready(Some(item)),
-                Err(TryRecvError::Empty) => {
-                    self.receivers[r].pending = Pending::Waiting;
-                    self.waiting.push_back(r);
-                    Poll::Pending
-                }
-                Err(_) => Poll::Ready(None),
-            },
-        }
-    }
-
-    fn close_sender(&mut self, s: usize) {
-        if std::mem::replace(&mut self.senders[s], true) {
-            return;
-        }
-        if self.open_senders() == 0 {
-            for r in self.waiting.drain(..) {
-                self.receivers[r].pending = Pending::Ended;
-            }
-        }
-    }
-
-    fn close_receiver(&mut self, r: usize) {
-        if std::mem::replace(&mut self.receivers[r].closed, true) {
-            return;
-        }
-        if self.receivers[r].pending == Pending::Waiting {
-            self.waiting.retain(|w| *w != r);
-            self.receivers[r].pending = Pending::Ended;
-        }
-        if self.open_receivers() == 0 {
-            self.buffer.clear();
-        }
-    }
-
-    /// Dropping a receiver handle: its pending receive is abandoned (an item
-    /// committed to it goes back to the head, S8), then the handle closes.
-    fn drop_receiver(&mut self, r: usize) {
-        match std::mem::replace(&mut self.receivers[r].pending, Pending::Idle) {
-            Pending::Waiting => self.waiting.retain(|w| *w != r),
-            Pending::Delivered(item) if self.open_receivers() > 0 => {
-                if let Err(item) = self.hand_to_waiting(item) {
-                    self.buffer.push_front(item);
-                }
-            }
-            _ => {}
-        }
-        self.close_receiver(r);
-    }
-}
-
-/// The real handles, index-aligned with the model's.
-struct Real {
-    senders: Vec<MemorySender<u32>>,
-    receivers: Vec<MemoryReceiver<u32>>,
-}
-
-fn pick(len: usize, raw: usize) -> Option<usize> {
-    (len > 0).then(|| raw % len)
-}
-
-fn run(capacity: Option<usize>, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let (tx, rx) = match capacity {
-        Some(n) => memory_stream(n),
-        None => unbounded_memory_stream(),
-    };
-    let mut real = Real {
-        senders: vec![tx],
-        receivers: vec![rx],
-    };
-    let mut model = Model {
-        capacity,
-        buffer: VecDeque::new(),
-        senders: vec![false],
-        receivers: vec![ModelReceiver {
-            closed: false,
-            pending: Pending::Idle,
-        }],
-        waiting: VecDeque::new(),
-    };
-    let mut next_item = 0u32;
-    let mut cx = Context::from_waker(Waker::noop());
-    for (step, op) in ops.into_iter().enumerate() {
-        let ns = real.senders.len();
-        let nr = real.receivers.len();
-        match op {
-            Op::TrySend(i) => {
-                let Some(s) = pick(ns, i) else { continue };
-                next_item += 1;
-                let got = real.senders[s].try_send(next_item);
-                prop_assert_eq!(got, model.try_send(s, next_item), "step {}: {:?}", step, op);
-            }
-            Op::TryRecv(i) => {
-                let Some(r) = pick(nr, i) else { continue };
-                prop_assert_eq!(
-                    real.receivers[r].try_recv(),
-                    model.try_recv(r),
-                    "step {}",
-                    step
-                );
-            }
-            Op::PollNext(i) => {
-                let Some(r) = pick(nr, i) else { continue };
-                let got = Pin::new(&mut real.receivers[r]).poll_next(&mut cx);
-                prop_assert_eq!(got, model.poll_next(r), "step {}", step);
-            }
-            Op::CloseSender(i) => {
-                let Some(s) = pick(ns, i) else { continue };
-                real.senders[s].close();
-                model.close_sender(s);
-            }
-            Op::CloseReceiver(i) => {
-                let Some(r) = pick(nr, i) else { continue };
-                real.receivers[r].close();
-                model.close_receiver(r);
-            }
-            Op::CloneSender(i) => {
-                let Some(s) = pick(ns, i) else { continue };
-                real.senders.push(real.senders[s].clone());
-                model.senders.push(model.senders[s]);
-            }
-            Op::CloneReceiver(i) => {
-                let Some(r) = pick(nr, i) else { continue };
-                real.receivers.push(real.receivers[r].clone());
-                let closed = model.receivers[r].closed;
-                model.receivers.push(ModelReceiver {
-                    closed,
-                    pending: Pending::Idle,
-                });
-            }
-            Op::DropSender(i) => {
-                let Some(s) = pick(ns, i) else { continue };
-                drop(real.senders.remove(s));
-                model.close_sender(s);
-                model.senders.remove(s);
-            }
-            Op::DropReceiver(i) => {
-                let Some(r) = pick(nr, i) else { continue };
-                drop(real.receivers.remove(r));
-                model.drop_receiver(r);
-                model.receivers.remove(r);
-                for w in model.waiting.iter_mut() {
-                    if *w > r {
-                        *w -= 1;
-                    }
-                }
-            }
-        }
-        let stats = match (real.senders.first(), real.receivers.first()) {
-            (Some(tx), _) => tx.statistics(),
-            (None, Some(rx)) => rx.statistics(),
-            (None, None) => break,
-        };
-        prop_assert_eq!(stats, model.statistics(), "statistics after step {}", step);
-    }
-    Ok(())
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn matches_the_sequential_model(
-        capacity in prop_oneof![Just(Some(0)), Just(Some(1)), Just(Some(2)), Just(Some(5)), Just(None)],
+        capacity in proptest::sample::select(CAPACITIES.to_vec()),
         ops in proptest::collection::vec(op(), 1..120),
     ) {
-        run(capacity, ops)?;
+        run(capacity, ops).map_err(TestCaseError::fail)?;
     }
+}
+
+#[test]
+fn decodes_fuzzer_bytes() {
+    let (capacity, ops) = model::decode(&[4, 0, 7, 2, 1, 8]);
+    assert_eq!(capacity, None);
+    assert_eq!(ops.len(), 2, "a trailing odd byte is ignored");
+    assert!(matches!(ops[0], Op::TrySend(7)) && matches!(ops[1], Op::PollNext(1)));
+    run(capacity, ops).unwrap();
 }
