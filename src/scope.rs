@@ -281,7 +281,7 @@ impl CancelScope {
     /// being polled on this thread, or the root outside any.
     pub fn current() -> CancelScope {
         CancelScope {
-            node: CURRENT.with(|current| current.borrow().clone()),
+            node: current_node(),
         }
     }
 
@@ -401,7 +401,7 @@ impl<F: Future> Future for Scoped<F> {
             .as_ref()
             .filter(|n| n.parent.get().is_none())
         {
-            Node::bind(node, CURRENT.with(|current| current.borrow().clone()));
+            Node::bind(node, current_node());
         }
         let _current = EnterGuard::enter(this.scope.node.clone());
         this.fut.poll(cx)
@@ -476,6 +476,11 @@ impl Future for YieldNow {
     }
 }
 
+/// The current scope's node (`None`: the root), cloned.
+fn current_node() -> Option<TreeArc<Node>> {
+    CURRENT.with(|current| current.borrow().clone())
+}
+
 /// Whether the current scope is effectively cancelled, without cloning it.
 pub(crate) fn current_is_cancelled() -> bool {
     CURRENT.with(|current| {
@@ -494,7 +499,7 @@ impl ScopeRef {
     pub(crate) const ROOT: ScopeRef = ScopeRef(None);
 
     pub(crate) fn current() -> ScopeRef {
-        ScopeRef(CURRENT.with(|current| current.borrow().clone()))
+        ScopeRef(current_node())
     }
 
     #[inline]

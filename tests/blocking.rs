@@ -4,11 +4,14 @@
 
 #![cfg(not(feature = "loom"))]
 
+mod common;
+
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use scopestream::{memory_stream, unbounded_memory_stream, CancelScope, RecvError, SendError};
+use common::{stream, SIZES};
+use scopestream::{memory_stream, CancelScope, RecvError, SendError};
 
 const WATCHDOG: Duration = Duration::from_secs(30);
 
@@ -55,10 +58,7 @@ fn rendezvous_across_threads() {
 #[test]
 fn many_threads_each_item_once() {
     for size in [Some(0), Some(1), Some(8), None] {
-        let (tx, rx) = match size {
-            Some(n) => memory_stream::<u32>(n),
-            None => unbounded_memory_stream(),
-        };
+        let (tx, rx) = stream::<u32>(size);
         let producers: Vec<_> = (0..3)
             .map(|p| {
                 let tx = tx.clone();
@@ -195,11 +195,7 @@ fn blocking_threads_vs_closing_and_dropping_handles() {
     // originals: only documented outcomes, nothing lost, nothing twice.
     for round in 0..1000u32 {
         let drops = Arc::new(AtomicUsize::new(0));
-        let (tx, rx) = match round % 3 {
-            0 => memory_stream::<Item>(0),
-            1 => memory_stream::<Item>(1),
-            _ => unbounded_memory_stream::<Item>(),
-        };
+        let (tx, rx) = stream::<Item>(SIZES[round as usize % 3]);
         let senders: Vec<_> = (0..2).map(|_| Arc::new(tx.clone())).collect();
         let receivers: Vec<_> = (0..2).map(|_| Arc::new(rx.clone())).collect();
         let sent: Vec<_> = senders

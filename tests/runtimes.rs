@@ -5,11 +5,14 @@
 
 #![cfg(not(feature = "loom"))]
 
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use scopestream::{memory_stream, unbounded_memory_stream, CancelScope, RecvError, SendError};
+use common::stream;
+use scopestream::{memory_stream, CancelScope, RecvError, SendError};
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
@@ -62,10 +65,7 @@ async fn yield_now() {
 /// Many producers and consumers, every buffer size: each item exactly once.
 async fn mpmc_conservation(spawner: Spawner) {
     for size in [Some(0), Some(1), Some(16), None] {
-        let (tx, rx) = match size {
-            Some(n) => memory_stream::<u32>(n),
-            None => unbounded_memory_stream(),
-        };
+        let (tx, rx) = stream::<u32>(size);
         let producers: Vec<_> = (0..3)
             .map(|p| {
                 let tx = tx.clone();

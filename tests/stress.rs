@@ -7,14 +7,14 @@
 
 #![cfg(not(feature = "loom"))]
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use scopestream::{
-    memory_stream, unbounded_memory_stream, CancelScope, MemoryReceiver, MemorySender, RecvError,
-    SendError,
-};
+use common::stream;
+use scopestream::{CancelScope, MemoryReceiver, MemorySender, RecvError, SendError};
 
 #[derive(Default)]
 struct Entry {
@@ -71,10 +71,7 @@ async fn run(size: Option<usize>, seed: u64) -> Totals {
     let ledger = Arc::new(Ledger {
         entries: (0..total).map(|_| Entry::default()).collect(),
     });
-    let (tx, rx): (MemorySender<Item>, MemoryReceiver<Item>) = match size {
-        Some(n) => memory_stream(n),
-        None => unbounded_memory_stream(),
-    };
+    let (tx, rx): (MemorySender<Item>, MemoryReceiver<Item>) = stream(size);
     // Scopes and receiver clones the chaos task may hit.
     let scopes: Arc<Mutex<Vec<CancelScope>>> = Arc::default();
     let clones: Arc<Mutex<Vec<Arc<MemoryReceiver<Item>>>>> = Arc::default();
