@@ -286,7 +286,7 @@ impl RecvOp {
                 drop(state);
                 wake.wake_all();
                 self.wait = ScopeWait::new(scope);
-                if self.wait.register_and_check(cx.waker()) {
+                if self.wait.register_and_check(cx) {
                     // Cancelled while we queued: settle it under the lock.
                     return self.poll(receiver, cx);
                 }
@@ -301,7 +301,7 @@ impl RecvOp {
         key: usize,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
-        let cancelled = self.wait.register_and_check(cx.waker());
+        let cancelled = self.wait.register_and_check(cx);
         let mut state = receiver.chan.lock();
         if let RecvSlot::Waiting { waker, .. } = state.receivers.get_mut(key) {
             if !cancelled {

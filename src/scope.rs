@@ -45,16 +45,40 @@
 //!
 //! The operation, once woken, decides under its stream's lock (SPEC C5): an
 //! item already committed to it wins; otherwise cancellation does.
+//!
+//! # Deadlines
+//!
+//! A node's deadline is one more live word beside its flags. A passed
+//! deadline *is* a cancel: whoever first reads the chain after the instant —
+//! a checkpoint, an operation's start, the delivery-time check of C6,
+//! `is_cancel_called` — sets `cancel_called` then and there, so the scope
+//! behaves exactly as if `cancel()` had been called at that read, with all of
+//! C1–C6, and moving the deadline later afterwards changes nothing.
+//!
+//! That read may happen under a stream lock, so it only sets the flag and
+//! wakes nobody. Prompt wake-ups come from the blocked operations themselves:
+//! each one whose chain has a deadline (the *effective deadline*, the earliest
+//! up to the nearest shield) arms one timer for it (see `timer`). When the
+//! timer fires, the operation cancels every scope on its chain whose deadline
+//! is no later than the timer's — the timer has seen that instant pass — which
+//! wakes their subtrees like `cancel()`. Moving a deadline, or lowering a
+//! shield under one, wakes the subtree so that its operations re-arm: the
+//! *register-then-check* argument above covers this race too, with "the
+//! deadline word" in place of "the flag".
 
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use crate::sync::{const_thread_local, AtomicU8, Mutex, OnceLock, Ordering, TreeArc, TreeWeak};
+use crate::sync::{
+    const_thread_local, AtomicI64, AtomicU8, Mutex, OnceLock, Ordering, TreeArc, TreeWeak,
+};
+use crate::timer::{self, Timer};
 use crate::waitlist::WaitList;
 
 /// A cancellation domain. Cloning gives another handle to the same scope.
@@ -99,10 +123,15 @@ const CANCEL_CALLED: u8 = 0b01;
 /// lock (see the module docs).
 const SHIELD: u8 = 0b10;
 
+/// `Node::deadline` when there is none.
+const NO_DEADLINE: i64 = i64::MAX;
+
 pub(crate) struct Node {
     /// `CANCEL_CALLED | SHIELD`, in one word so that a chain walk reads each
     /// scope once.
     flags: AtomicU8,
+    /// Nanoseconds from [`epoch`], or [`NO_DEADLINE`].
+    deadline: AtomicI64,
     /// `None` inside: bound to the root. Unset: not bound yet.
     parent: OnceLock<Option<TreeArc<Node>>>,
     state: Mutex<NodeState>,
@@ -125,6 +154,7 @@ impl Default for Node {
     fn default() -> Self {
         Node {
             flags: AtomicU8::new(0),
+            deadline: AtomicI64::new(NO_DEADLINE),
             parent: OnceLock::new(),
             state: Mutex::new(NodeState {
                 waiters: WaitList::new(),
@@ -136,12 +166,13 @@ impl Default for Node {
 }
 
 impl Node {
-    /// SPEC C2, from the live flags of the whole chain.
+    /// SPEC C2, from the live flags and deadlines of the whole chain.
     fn is_cancelled(&self) -> bool {
+        let mut now = LazyNow::default();
         let mut node = self;
         loop {
             let flags = node.flags();
-            if flags & CANCEL_CALLED != 0 {
+            if flags & CANCEL_CALLED != 0 || node.deadline_passed(&mut now) {
                 return true;
             }
             if flags & SHIELD != 0 {
@@ -151,6 +182,64 @@ impl Node {
                 Some(Some(parent)) => node = parent,
                 _ => return false,
             }
+        }
+    }
+
+    /// `cancel_called`, expiring a passed deadline first.
+    fn is_cancel_called(&self) -> bool {
+        self.flags() & CANCEL_CALLED != 0 || self.deadline_passed(&mut LazyNow::default())
+    }
+
+    /// If this node's deadline has passed, sets `cancel_called` (waking
+    /// nobody: we may be under a stream lock; see the module docs) and says so.
+    #[inline]
+    fn deadline_passed(&self, now: &mut LazyNow) -> bool {
+        // ORDERING: Acquire pairs with the Release store in `set_deadline`.
+        let deadline = self.deadline.load(Ordering::Acquire);
+        if deadline == NO_DEADLINE || deadline > now.ticks() {
+            return false;
+        }
+        self.flags.fetch_or(CANCEL_CALLED, Ordering::AcqRel);
+        true
+    }
+
+    /// The earliest deadline on the chain up to the nearest shield.
+    fn effective_deadline(&self) -> i64 {
+        let mut earliest = NO_DEADLINE;
+        let mut node = self;
+        loop {
+            earliest = earliest.min(node.deadline.load(Ordering::Acquire));
+            if node.flags() & SHIELD != 0 {
+                return earliest;
+            }
+            match node.parent.get() {
+                Some(Some(parent)) => node = parent,
+                _ => return earliest,
+            }
+        }
+    }
+
+    /// A timer armed for `deadline` fired: cancels every scope on the chain
+    /// (up to the nearest shield) whose deadline is no later.
+    fn expire_through(this: &TreeArc<Node>, deadline: i64) {
+        let mut node = this;
+        loop {
+            if node.deadline.load(Ordering::Acquire) <= deadline {
+                Node::cancel(node);
+            }
+            if node.flags() & SHIELD != 0 {
+                return;
+            }
+            match node.parent.get() {
+                Some(Some(parent)) => node = parent,
+                _ => return,
+            }
+        }
+    }
+
+    fn cancel(this: &TreeArc<Node>) {
+        if this.flags.fetch_or(CANCEL_CALLED, Ordering::AcqRel) & CANCEL_CALLED == 0 {
+            Node::wake_subtree(this);
         }
     }
 
@@ -213,7 +302,7 @@ impl Node {
             let state = node.state.lock();
             // Shielded children keep the cancellation out; cancelled ones
             // woke their own subtree.
-            if !std::mem::take(&mut is_root) && node.flags() != 0 {
+            if !std::mem::take(&mut is_root) && node.flags() & (CANCEL_CALLED | SHIELD) != 0 {
                 continue;
             }
             wakers.extend(state.waiters.iter().cloned());
@@ -290,17 +379,15 @@ impl CancelScope {
     /// any thread. Does nothing on the root.
     pub fn cancel(&self) {
         if let Some(node) = &self.node {
-            if node.flags.fetch_or(CANCEL_CALLED, Ordering::AcqRel) & CANCEL_CALLED == 0 {
-                Node::wake_subtree(node);
-            }
+            Node::cancel(node);
         }
     }
 
-    /// Whether [`cancel`](CancelScope::cancel) was called on this very scope.
+    /// Whether [`cancel`](CancelScope::cancel) was called on this very scope,
+    /// or its [deadline](CancelScope::deadline) has passed. Once `true`,
+    /// always `true`.
     pub fn is_cancel_called(&self) -> bool {
-        self.node
-            .as_ref()
-            .is_some_and(|node| node.flags() & CANCEL_CALLED != 0)
+        self.node.as_ref().is_some_and(|node| node.is_cancel_called())
     }
 
     /// Whether code inside this scope is *effectively* cancelled right now: this
@@ -324,7 +411,9 @@ impl CancelScope {
                 node.flags.fetch_and(!SHIELD, Ordering::AcqRel);
             }
         }
-        if !shield && node.is_cancelled() {
+        // Lowered: the subtree may now be cancelled, or under an outer
+        // deadline its operations must arm a timer for.
+        if !shield && (node.is_cancelled() || node.effective_deadline() != NO_DEADLINE) {
             Node::wake_subtree(node);
         }
     }
@@ -336,6 +425,113 @@ impl CancelScope {
             .is_some_and(|node| node.flags() & SHIELD != 0)
     }
 
+    /// A new scope, like [`new`](CancelScope::new), that cancels itself when
+    /// `deadline` passes.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use scopestream::{memory_stream, CancelScope, RecvError};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let (_tx, rx) = memory_stream::<u32>(0);
+    /// let scope = CancelScope::with_deadline(Instant::now() + Duration::from_millis(20));
+    /// // Nobody sends: the deadline wakes the blocked receive, which fails.
+    /// assert_eq!(scope.run(rx.recv()).await, Err(RecvError::Cancelled));
+    /// assert!(scope.is_cancel_called());
+    /// # });
+    /// ```
+    pub fn with_deadline(deadline: Instant) -> Self {
+        let scope = Self::new();
+        scope.set_deadline(Some(deadline));
+        scope
+    }
+
+    /// This scope's own deadline, if it has one (the root never has).
+    pub fn deadline(&self) -> Option<Instant> {
+        let node = self.node.as_ref()?;
+        match node.deadline.load(Ordering::Acquire) {
+            NO_DEADLINE => None,
+            ticks => Some(from_ticks(ticks)),
+        }
+    }
+
+    /// Sets, moves (earlier or later) or removes (`None`) this scope's
+    /// deadline, at any time and from any thread. Operations blocked inside
+    /// re-arm their timers at once: moved earlier, the scope is cancelled at
+    /// the new instant (at once if it has passed); moved later, not before it.
+    ///
+    /// A deadline that has already passed has already cancelled the scope —
+    /// like a call to [`cancel`](CancelScope::cancel), that cannot be undone by
+    /// moving it. Does nothing on the root.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use scopestream::CancelScope;
+    ///
+    /// let scope = CancelScope::with_deadline(Instant::now() + Duration::from_secs(3600));
+    /// assert!(!scope.is_cancel_called());
+    /// scope.set_deadline(Some(Instant::now())); // moved earlier: passes now
+    /// assert!(scope.is_cancel_called());
+    /// scope.set_deadline(None);                 // too late to take it back
+    /// assert!(scope.is_cancel_called() && scope.deadline().is_none());
+    /// ```
+    pub fn set_deadline(&self, deadline: Option<Instant>) {
+        let Some(node) = &self.node else { return };
+        let mut now = LazyNow::default();
+        // The old deadline, if passed, has cancelled the scope: keep that.
+        if node.is_cancel_called() {
+            node.deadline
+                .store(deadline.map_or(NO_DEADLINE, to_ticks), Ordering::Release);
+            return;
+        }
+        // ORDERING: stored before `wake_subtree` takes the subtree's locks,
+        // so a waiter that registers after those locks reads the new deadline
+        // (register-then-check, as for `cancel`).
+        node.deadline
+            .store(deadline.map_or(NO_DEADLINE, to_ticks), Ordering::Release);
+        // Passed already: cancelled now (flag set by the read), and the wake
+        // below fails the blocked operations. Otherwise they re-arm.
+        node.deadline_passed(&mut now);
+        Node::wake_subtree(node);
+    }
+
+    /// The deadline that applies to code inside this scope: the earliest of
+    /// its own and its ancestors' deadlines, up to and including the nearest
+    /// shielded scope (an outer deadline does not pass a shield, just as an
+    /// outer `cancel()` does not). Whether any of them has passed is
+    /// [`is_cancelled`](CancelScope::is_cancelled)'s business.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use scopestream::CancelScope;
+    ///
+    /// let soon = Instant::now() + Duration::from_secs(1);
+    /// let later = soon + Duration::from_secs(1);
+    /// let outer = CancelScope::with_deadline(soon);
+    /// let inner = outer.child();
+    /// inner.set_deadline(Some(later));
+    /// assert_eq!(inner.effective_deadline(), Some(soon));
+    /// inner.set_shield(true);
+    /// assert_eq!(inner.effective_deadline(), Some(later));
+    /// ```
+    pub fn effective_deadline(&self) -> Option<Instant> {
+        match self.node.as_ref()?.effective_deadline() {
+            NO_DEADLINE => None,
+            ticks => Some(from_ticks(ticks)),
+        }
+    }
+
+    /// Whether this scope catches a cancellation its body stopped for, as
+    /// Trio's and AnyIO's scopes do on exit: its own cancel was called (or its
+    /// deadline passed), and no cancellation from outside is visible in it —
+    /// the outermost cancelled scope up to a shield is the one that catches.
+    pub(crate) fn catches(&self) -> bool {
+        let Some(node) = &self.node else { return false };
+        node.is_cancel_called()
+            && (node.flags() & SHIELD != 0
+                || !matches!(node.parent.get(), Some(Some(parent)) if parent.is_cancelled()))
+    }
+
     /// Runs `fut` inside this scope: while it is polled, this scope is
     /// [`current`](CancelScope::current). The output is `fut`'s, unchanged.
     ///
@@ -344,6 +540,32 @@ impl CancelScope {
         Scoped {
             scope: self.clone(),
             fut,
+        }
+    }
+
+    /// Completes when this scope is *effectively* cancelled — by its own
+    /// `cancel()` or deadline, or by an outer scope while no shield is in
+    /// between — and never for the root. Use it to make a future from
+    /// another library give way to a cancel scope:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use scopestream::{move_on_after, CancelScope, Cancelled};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let foreign = std::future::pending::<()>(); // knows nothing of scopes
+    /// let out = move_on_after(Duration::from_millis(20), async {
+    ///     let scope = CancelScope::current();
+    ///     futures::future::select(std::pin::pin!(foreign), scope.cancelled()).await;
+    ///     Err::<(), _>(Cancelled)
+    /// })
+    /// .await;
+    /// assert_eq!(out, None);
+    /// # });
+    /// ```
+    pub fn cancelled(&self) -> WaitCancelled {
+        WaitCancelled {
+            wait: ScopeWait::new(ScopeRef(self.node.clone())),
         }
     }
 
@@ -366,6 +588,7 @@ impl fmt::Debug for CancelScope {
                 .field("cancel_called", &(node.flags() & CANCEL_CALLED != 0))
                 .field("shielded", &(node.flags() & SHIELD != 0))
                 .field("cancelled", &node.is_cancelled())
+                .field("deadline", &self.deadline())
                 .finish(),
         }
     }
@@ -379,6 +602,13 @@ pin_project! {
         scope: CancelScope,
         #[pin]
         fut: F,
+    }
+}
+
+impl<F> Scoped<F> {
+    /// The scope the inner future runs in.
+    pub fn scope(&self) -> &CancelScope {
+        &self.scope
     }
 }
 
@@ -405,6 +635,35 @@ impl<F: Future> Future for Scoped<F> {
         }
         let _current = EnterGuard::enter(this.scope.node.clone());
         this.fut.poll(cx)
+    }
+}
+
+/// The future of [`CancelScope::cancelled`].
+#[must_use = "futures do nothing unless polled"]
+pub struct WaitCancelled {
+    wait: ScopeWait,
+}
+
+impl Future for WaitCancelled {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.wait.scope.0.is_none() {
+            return Poll::Pending; // the root: never
+        }
+        if this.wait.register_and_check(cx) {
+            this.wait.deregister();
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl fmt::Debug for WaitCancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitCancelled").finish_non_exhaustive()
     }
 }
 
@@ -476,6 +735,48 @@ impl Future for YieldNow {
     }
 }
 
+/// Deadlines are stored as signed nanoseconds from this instant, fixed at
+/// first use, so that a deadline fits in one atomic word and reads back
+/// exactly.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(timer::now)
+}
+
+fn to_ticks(at: Instant) -> i64 {
+    let epoch = epoch();
+    let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    if at >= epoch {
+        // Beyond ~292 years: as good as never, but still a deadline.
+        nanos(at - epoch).min(NO_DEADLINE - 1)
+    } else {
+        -nanos(epoch - at)
+    }
+}
+
+fn from_ticks(ticks: i64) -> Instant {
+    let epoch = epoch();
+    let offset = Duration::from_nanos(ticks.unsigned_abs());
+    // Both in range: `ticks` came from an `Instant` at that offset (or a
+    // nearer one, when clamped).
+    if ticks >= 0 {
+        epoch.checked_add(offset).unwrap_or(epoch)
+    } else {
+        epoch.checked_sub(offset).unwrap_or(epoch)
+    }
+}
+
+/// The clock, read at most once per chain walk and only if some scope on
+/// the chain has a deadline.
+#[derive(Default)]
+struct LazyNow(Option<i64>);
+
+impl LazyNow {
+    fn ticks(&mut self) -> i64 {
+        *self.0.get_or_insert_with(|| to_ticks(timer::now()))
+    }
+}
+
 /// The current scope's node (`None`: the root), cloned.
 fn current_node() -> Option<TreeArc<Node>> {
     CURRENT.with(|current| current.borrow().clone())
@@ -508,14 +809,16 @@ impl ScopeRef {
     }
 }
 
-/// A blocked operation's registration with its scope, so that `cancel()` can
-/// wake it. Deregisters on drop.
+/// A blocked operation's registration with its scope, so that `cancel()`
+/// (or a deadline) can wake it. Deregisters on drop.
 #[derive(Default)]
 pub(crate) struct ScopeWait {
     scope: ScopeRef,
     /// Our slot in the node's waiter slab, and the waker stored there (kept
     /// here too, so a re-poll with the same waker needs no lock).
     registered: Option<(usize, Waker)>,
+    /// Armed for the chain's effective deadline, while there is one.
+    timer: Option<Timer>,
 }
 
 impl ScopeWait {
@@ -523,16 +826,19 @@ impl ScopeWait {
         ScopeWait {
             scope,
             registered: None,
+            timer: None,
         }
     }
 
-    /// Registers `waker` (or refreshes it) and then reports whether the scope
-    /// is effectively cancelled. Register-then-check: a concurrent `cancel()`
-    /// either finds the waker or is seen by the check.
-    pub(crate) fn register_and_check(&mut self, waker: &Waker) -> bool {
+    /// Registers the task's waker (or refreshes it), arms or polls the
+    /// deadline timer, and then reports whether the scope is effectively
+    /// cancelled. Register-then-check: a concurrent `cancel()` or
+    /// `set_deadline()` either finds the waker or is seen by the check.
+    pub(crate) fn register_and_check(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(node) = &self.scope.0 else {
             return false;
         };
+        let waker = cx.waker();
         match &mut self.registered {
             Some((_, stored)) if stored.will_wake(waker) => {}
             Some((key, stored)) => {
@@ -544,10 +850,38 @@ impl ScopeWait {
                 self.registered = Some((key, waker.clone()));
             }
         }
-        node.is_cancelled()
+        loop {
+            if node.is_cancelled() {
+                return true;
+            }
+            let deadline = match node.effective_deadline() {
+                NO_DEADLINE => {
+                    self.timer = None;
+                    return false;
+                }
+                ticks => ticks,
+            };
+            let at = from_ticks(deadline);
+            let timer = match &mut self.timer {
+                Some(timer) => {
+                    if timer.deadline() != at {
+                        timer.reset(at);
+                    }
+                    timer
+                }
+                None => self.timer.insert(Timer::new(at)),
+            };
+            if timer.poll(cx).is_pending() {
+                return false;
+            }
+            // The timer saw `at` pass. Unless the deadlines moved meanwhile,
+            // this cancels a scope on the chain and the next check returns.
+            Node::expire_through(node, deadline);
+        }
     }
 
     pub(crate) fn deregister(&mut self) {
+        self.timer = None;
         if let (Some((key, _)), Some(node)) = (self.registered.take(), &self.scope.0) {
             let waker = node.state.lock().waiters.remove(key);
             drop(waker);

@@ -268,7 +268,7 @@ impl<T> SendOp<T> {
                 drop(state);
                 wake.wake_all();
                 self.wait = ScopeWait::new(scope);
-                if self.wait.register_and_check(cx.waker()) {
+                if self.wait.register_and_check(cx) {
                     // Cancelled while we queued: settle it under the lock.
                     return self.poll(sender, cx);
                 }
@@ -283,7 +283,7 @@ impl<T> SendOp<T> {
         key: usize,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError<T>>> {
-        let cancelled = self.wait.register_and_check(cx.waker());
+        let cancelled = self.wait.register_and_check(cx);
         let mut state = sender.chan.lock();
         if let SendSlot::Waiting { waker, .. } = state.senders.get_mut(key) {
             if !cancelled {

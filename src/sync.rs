@@ -19,7 +19,7 @@ pub(crate) use std::sync::{Arc as TreeArc, Weak as TreeWeak};
 
 #[cfg(not(feature = "loom"))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
     pub(crate) use std::sync::Arc;
     pub(crate) use std::thread::{current as current_thread, park, Thread};
     pub(crate) use std::thread_local;
@@ -47,7 +47,7 @@ mod imp {
 
 #[cfg(feature = "loom")]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
     pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread::{current as current_thread, park, Thread};
     pub(crate) use loom::thread_local;

@@ -300,7 +300,7 @@ fn debug_shows_the_flags() {
     scope.cancel();
     assert_eq!(
         format!("{scope:?}"),
-        "CancelScope { cancel_called: true, shielded: true, cancelled: true }"
+        "CancelScope { cancel_called: true, shielded: true, cancelled: true, deadline: None }"
     );
     let scoped = scope.run(async {});
     assert!(format!("{scoped:?}").starts_with("Scoped { scope: CancelScope"));

@@ -1,0 +1,112 @@
+//! The clock deadlines are read against, and the timer that wakes an
+//! operation blocked under a deadline.
+//!
+//! Nothing here runs a thread of its own. A blocked operation whose scope
+//! chain has a deadline arms one [`Timer`] for it and polls it with its own
+//! waker; the backend is picked when the timer is armed:
+//!
+//! | where the operation is polled      | backend (feature)                  |
+//! |------------------------------------|------------------------------------|
+//! | inside a tokio runtime             | tokio's timer (`tokio`)            |
+//! | anywhere else                      | async-io's timer (`async-io`, default) |
+//! | neither feature enabled            | none: expiry is seen at the next poll |
+//!
+//! With `tokio` enabled the clock is tokio's, which is the system's monotonic
+//! clock except in a runtime whose time is paused; deadlines then follow the
+//! paused clock, as tokio's own timeouts do.
+//!
+//! Under `--features loom` there is no backend: the models use deadlines
+//! that are already past or far away, which need no timer.
+
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// Now, on the clock deadlines are compared with.
+pub(crate) fn now() -> Instant {
+    #[cfg(all(feature = "tokio", not(feature = "loom")))]
+    {
+        tokio::time::Instant::now().into_std()
+    }
+    #[cfg(not(all(feature = "tokio", not(feature = "loom"))))]
+    {
+        Instant::now()
+    }
+}
+
+/// A one-shot timer for one deadline; re-armed in place when the deadline
+/// moves.
+pub(crate) struct Timer {
+    deadline: Instant,
+    backend: Backend,
+}
+
+enum Backend {
+    #[cfg(all(feature = "tokio", not(feature = "loom")))]
+    Tokio(std::pin::Pin<Box<tokio::time::Sleep>>),
+    #[cfg(all(feature = "async-io", not(feature = "loom")))]
+    AsyncIo(async_io::Timer),
+    /// No timer available: the deadline is noticed when something else wakes
+    /// the operation.
+    #[allow(dead_code)] // unused when a backend is always available
+    Never,
+}
+
+impl Timer {
+    pub(crate) fn new(deadline: Instant) -> Self {
+        Timer {
+            deadline,
+            backend: Backend::new(deadline),
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Moves the timer to `deadline`, reusing its registration where the
+    /// backend allows.
+    pub(crate) fn reset(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        match &mut self.backend {
+            #[cfg(all(feature = "tokio", not(feature = "loom")))]
+            Backend::Tokio(sleep) => sleep
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(deadline)),
+            #[cfg(all(feature = "async-io", not(feature = "loom")))]
+            Backend::AsyncIo(timer) => timer.set_at(deadline),
+            Backend::Never => {}
+        }
+    }
+
+    /// `Ready` once the deadline has passed on the backend's clock.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.backend {
+            #[cfg(all(feature = "tokio", not(feature = "loom")))]
+            Backend::Tokio(sleep) => std::future::Future::poll(sleep.as_mut(), cx),
+            #[cfg(all(feature = "async-io", not(feature = "loom")))]
+            Backend::AsyncIo(timer) => {
+                std::future::Future::poll(std::pin::Pin::new(timer), cx).map(drop)
+            }
+            Backend::Never => {
+                let _ = cx;
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Backend {
+    #[allow(unreachable_code)] // which arms are reachable depends on features
+    fn new(deadline: Instant) -> Self {
+        #[cfg(all(feature = "tokio", not(feature = "loom")))]
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Backend::Tokio(Box::pin(tokio::time::sleep_until(
+                tokio::time::Instant::from_std(deadline),
+            )));
+        }
+        #[cfg(all(feature = "async-io", not(feature = "loom")))]
+        return Backend::AsyncIo(async_io::Timer::at(deadline));
+        let _ = deadline;
+        Backend::Never
+    }
+}
