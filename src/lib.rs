@@ -76,11 +76,11 @@ mod sync;
 mod timer;
 mod waitlist;
 
-pub use error::{RecvError, SendError, TryRecvError, TrySendError};
-pub use receiver::{MemoryReceiver, Recv};
 pub use deadline::{
     fail_after, fail_at, move_on_after, move_on_at, FailAfter, MaybeCancelled, MoveOn, TimedOut,
 };
+pub use error::{RecvError, SendError, TryRecvError, TrySendError};
+pub use receiver::{MemoryReceiver, Recv};
 pub use scope::{checkpoint, CancelScope, Cancelled, Scoped, WaitCancelled};
 pub use sender::{MemorySender, Send};
 pub use statistics::Statistics;

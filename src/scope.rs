@@ -387,7 +387,9 @@ impl CancelScope {
     /// or its [deadline](CancelScope::deadline) has passed. Once `true`,
     /// always `true`.
     pub fn is_cancel_called(&self) -> bool {
-        self.node.as_ref().is_some_and(|node| node.is_cancel_called())
+        self.node
+            .as_ref()
+            .is_some_and(|node| node.is_cancel_called())
     }
 
     /// Whether code inside this scope is *effectively* cancelled right now: this
