@@ -13,6 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use loom::future::block_on;
 use loom::sync::atomic::AtomicBool;
@@ -133,27 +134,39 @@ enum Race {
 /// When the cancel comes first, delivery to the cancelled receiver is
 /// forbidden (C6), so it must be cancelled.
 fn cancelled_recv_vs_send(race: Race) {
+    cancelled_recv_vs_send_by(race, CancelScope::new(), CancelScope::cancel);
+}
+
+/// How a model cancels: `cancel()`, or moving a far deadline into the past.
+fn pass_deadline(scope: &CancelScope) {
+    scope.set_deadline(Some(Instant::now()));
+}
+
+fn far_deadline() -> CancelScope {
+    CancelScope::with_deadline(Instant::now() + Duration::from_secs(3600))
+}
+
+fn cancelled_recv_vs_send_by(race: Race, scope: CancelScope, cancel: fn(&CancelScope)) {
     let ledger = Ledger::default();
     let (tx, rx) = memory_stream(1);
-    let scope = CancelScope::new();
     let item = ledger.item(1);
     let send = move || assert!(tx.try_send(item).is_ok());
     let mut others = Vec::new();
     match race {
         Race::Concurrent => {
             let scope = scope.clone();
-            others.push(thread::spawn(move || scope.cancel()));
+            others.push(thread::spawn(move || cancel(&scope)));
             others.push(thread::spawn(send));
         }
         Race::CancelThenSend | Race::SendThenCancel => {
             let scope = scope.clone();
             others.push(thread::spawn(move || {
                 if race == Race::CancelThenSend {
-                    scope.cancel();
+                    cancel(&scope);
                     send();
                 } else {
                     send();
-                    scope.cancel();
+                    cancel(&scope);
                 }
             }));
         }
@@ -194,6 +207,39 @@ fn cancel_concurrent_with_send_vs_blocked_recv() {
     let mut model = loom::model::Builder::new();
     model.preemption_bound = Some(5);
     model.check(|| cancelled_recv_vs_send(Race::Concurrent));
+}
+
+/// The same races with a deadline that passes (moved into the past) instead
+/// of `cancel()`: the delivery-time check must see the passed deadline even
+/// though no timer has fired (C6), and the move must wake the receiver.
+#[test]
+fn deadline_then_send_vs_blocked_recv() {
+    model(|| cancelled_recv_vs_send_by(Race::CancelThenSend, far_deadline(), pass_deadline));
+}
+
+#[test]
+fn send_then_deadline_vs_blocked_recv() {
+    model(|| cancelled_recv_vs_send_by(Race::SendThenCancel, far_deadline(), pass_deadline));
+}
+
+/// C4 for deadlines: a parent's deadline moved into the past from another
+/// thread, and nothing else, must wake a receive blocked in a child scope
+/// (a lost wake-up hangs the model).
+#[test]
+fn passed_parent_deadline_wakes_blocked_recv_in_child() {
+    model(|| {
+        let (tx, rx) = memory_stream::<u32>(0);
+        let parent = far_deadline();
+        let child = parent.child();
+        let mover = {
+            let parent = parent.clone();
+            thread::spawn(move || pass_deadline(&parent))
+        };
+        assert_eq!(block_on(child.run(rx.recv())), Err(RecvError::Cancelled));
+        mover.join().unwrap();
+        assert!(parent.is_cancel_called() && !child.is_cancel_called());
+        drop(tx);
+    });
 }
 
 /// C4 alone: a cancel from another thread, and nothing else, must wake a
