@@ -66,6 +66,22 @@ use crate::RecvError;
 /// its cancel scope was cancelled. The timeout helpers use it to tell a
 /// timed-out body from one that finished.
 ///
+/// The helpers never drop the future they run (unlike `tokio::time::timeout`):
+/// when the deadline passes, the body's checkpoints and stream operations fail
+/// with [`Cancelled`] — an operation already past its commit point still
+/// completes — and the body returns. The helper then reports a timeout only
+/// if that output [`is_cancelled`](MaybeCancelled::is_cancelled) *and* its own
+/// scope is the one that catches it: its own deadline passed (or it was
+/// cancelled), and no cancellation from outside is visible in it. As in Trio
+/// and AnyIO the outermost cancelled scope up to a shield catches; an inner
+/// one passes the output through. So a value the body did get is never
+/// thrown away.
+///
+/// `SendError` deliberately does not implement this trait: a cancelled send
+/// hands its item back inside the error, and turning it into "no value" would
+/// drop the item. Run a send under [`CancelScope::with_deadline`] and match
+/// `SendError::Cancelled(item)`, or return the item from the body yourself.
+///
 /// Implement it for your own error type to use `?` on stream operations
 /// inside [`move_on_after`] and [`fail_after`]:
 ///
@@ -166,8 +182,8 @@ where
 /// a cancellation this scope does not catch (an outer scope's). Completes
 /// with `None` when `fut` stopped because this scope was cancelled: its
 /// deadline passed, or someone called [`cancel`](CancelScope::cancel) on it
-/// ([`MoveOn::scope`] or [`CancelScope::current`] inside). See the
-/// [module docs](self) for how "stopped because" is decided.
+/// ([`MoveOn::scope`] or [`CancelScope::current`] inside). See
+/// [`MaybeCancelled`] for how "stopped because" is decided.
 pub fn move_on_at<F: IntoFuture>(deadline: Instant, fut: F) -> MoveOn<F::IntoFuture>
 where
     F::Output: MaybeCancelled,

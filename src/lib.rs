@@ -11,6 +11,14 @@
 //! * **Cancel scopes** ([`CancelScope`]), as in Trio and AnyIO: cancel, shield,
 //!   nesting, level-triggered [`checkpoint`]s. Every asynchronous stream
 //!   operation is a checkpoint of the scope it runs in.
+//! * **Deadlines and timeouts**: [`CancelScope::with_deadline`],
+//!   [`set_deadline`](CancelScope::set_deadline),
+//!   [`effective_deadline`](CancelScope::effective_deadline), and the helpers
+//!   [`move_on_after`], [`fail_after`] (and their `_at` forms). A passed
+//!   deadline is a cancel. Timers come from async-io (feature `async-io`, on
+//!   by default) or, inside a tokio runtime, from tokio (feature `tokio`); the
+//!   README gives the measurements behind that choice. The helpers cancel
+//!   cooperatively and never drop a value the body got: see [`MaybeCancelled`].
 //!
 //! ```
 //! use scopestream::{memory_stream, CancelScope, RecvError};
