@@ -635,8 +635,34 @@ impl<F: Future> Future for Scoped<F> {
         {
             Node::bind(node, current_node());
         }
-        let _current = EnterGuard::enter(this.scope.node.clone());
+        // The node moves into the thread-local for the poll and back after
+        // it: no reference-count traffic per poll.
+        let _current = EnterGuard::enter(&mut this.scope.node);
         this.fut.poll(cx)
+    }
+}
+
+/// Makes a scope current for one poll, and restores the previous one (and
+/// gives the scope back to its owner) afterwards, even if the poll unwinds.
+struct EnterGuard<'a> {
+    owner: &'a mut Option<TreeArc<Node>>,
+    previous: Option<TreeArc<Node>>,
+}
+
+impl<'a> EnterGuard<'a> {
+    fn enter(owner: &'a mut Option<TreeArc<Node>>) -> Self {
+        let scope = owner.take();
+        EnterGuard {
+            previous: CURRENT.with(|current| current.replace(scope)),
+            owner,
+        }
+    }
+}
+
+impl Drop for EnterGuard<'_> {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = CURRENT.try_with(|current| *self.owner = current.replace(previous));
     }
 }
 
@@ -666,26 +692,6 @@ impl Future for WaitCancelled {
 impl fmt::Debug for WaitCancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WaitCancelled").finish_non_exhaustive()
-    }
-}
-
-/// Restores the previous current scope, even if the poll unwinds.
-struct EnterGuard {
-    previous: Option<TreeArc<Node>>,
-}
-
-impl EnterGuard {
-    fn enter(scope: Option<TreeArc<Node>>) -> Self {
-        EnterGuard {
-            previous: CURRENT.with(|current| current.replace(scope)),
-        }
-    }
-}
-
-impl Drop for EnterGuard {
-    fn drop(&mut self) {
-        let previous = self.previous.take();
-        let _ = CURRENT.try_with(|current| *current.borrow_mut() = previous);
     }
 }
 
