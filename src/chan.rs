@@ -121,7 +121,7 @@ pub(crate) struct Wakeups {
 
 impl Wakeups {
     #[inline]
-    fn push(&mut self, waker: Waker) {
+    pub(crate) fn push(&mut self, waker: Waker) {
         if self.first.is_none() {
             self.first = Some(waker);
         } else {

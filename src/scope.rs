@@ -78,6 +78,7 @@ use pin_project_lite::pin_project;
 use crate::sync::{
     const_thread_local, AtomicI64, AtomicU8, Mutex, OnceLock, Ordering, TreeArc, TreeWeak,
 };
+use crate::chan::Wakeups;
 use crate::timer::{self, Timer};
 use crate::waitlist::WaitList;
 
@@ -294,23 +295,41 @@ impl Node {
 
     /// Wakes every operation blocked in `root`'s subtree, not descending into
     /// children that are shielded or cancelled themselves.
+    ///
+    /// Allocates nothing for a scope with at most one blocked operation and
+    /// no live children, the common case of a per-task scope.
     fn wake_subtree(root: &TreeArc<Node>) {
-        let mut wakers = Vec::new();
-        let mut stack = vec![TreeArc::clone(root)];
-        let mut is_root = true;
+        let mut wakers = Wakeups::default();
+        let mut stack = Vec::new();
+        root.collect_wakers(&mut wakers, &mut stack);
         while let Some(node) = stack.pop() {
-            let state = node.state.lock();
             // Shielded children keep the cancellation out; cancelled ones
-            // woke their own subtree.
-            if !std::mem::take(&mut is_root) && node.flags() & (CANCEL_CALLED | SHIELD) != 0 {
-                continue;
-            }
-            wakers.extend(state.waiters.iter().cloned());
-            stack.extend(state.children.iter().filter_map(TreeWeak::upgrade));
+            // woke their own subtree. Flags read under the child's lock.
+            node.collect_wakers_unless(CANCEL_CALLED | SHIELD, &mut wakers, &mut stack);
         }
-        for waker in wakers {
-            waker.wake();
+        wakers.wake_all();
+    }
+
+    fn collect_wakers(&self, wakers: &mut Wakeups, stack: &mut Vec<TreeArc<Node>>) {
+        self.collect_wakers_unless(0, wakers, stack);
+    }
+
+    /// Under this node's lock: unless one of `skip` is set in its flags,
+    /// takes its wakers and queues its live children.
+    fn collect_wakers_unless(
+        &self,
+        skip: u8,
+        wakers: &mut Wakeups,
+        stack: &mut Vec<TreeArc<Node>>,
+    ) {
+        let state = self.state.lock();
+        if self.flags() & skip != 0 {
+            return;
         }
+        for waker in state.waiters.iter() {
+            wakers.push(waker.clone());
+        }
+        stack.extend(state.children.iter().filter_map(TreeWeak::upgrade));
     }
 }
 
