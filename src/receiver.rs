@@ -11,7 +11,7 @@ use futures_core::Stream;
 use crate::blocking::block_on;
 use crate::chan::{Chan, HandleId, RecvSlot, Wakeups};
 use crate::error::{RecvError, TryRecvError};
-use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait};
+use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait, Waiting};
 use crate::statistics::Statistics;
 use crate::sync::{Arc, AtomicBool, Ordering};
 
@@ -221,9 +221,10 @@ pub struct Recv<'a, T> {
 /// The state of one receive, shared by [`Recv`], `recv_blocking` and the
 /// `Stream` implementation.
 struct RecvOp {
-    /// Our slot in the stream's receiver line, while blocked.
-    key: Option<usize>,
-    wait: ScopeWait,
+    /// While blocked: our slot in the stream's receiver line and our
+    /// registration with the scope. `None` on the fast path, which then has
+    /// nothing to drop.
+    waiting: Option<Waiting>,
     /// `recv_blocking`: the scope is the root, whatever is current.
     ignore_scope: bool,
 }
@@ -231,8 +232,7 @@ struct RecvOp {
 impl RecvOp {
     fn new(ignore_scope: bool) -> Self {
         RecvOp {
-            key: None,
-            wait: ScopeWait::default(),
+            waiting: None,
             ignore_scope,
         }
     }
@@ -242,9 +242,10 @@ impl RecvOp {
         receiver: &MemoryReceiver<T>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
-        match self.key {
-            Some(key) => self.poll_waiting(receiver, key, cx),
-            None => self.poll_start(receiver, cx),
+        if self.waiting.is_some() {
+            self.poll_waiting(receiver, cx)
+        } else {
+            self.poll_start(receiver, cx)
         }
     }
 
@@ -278,15 +279,18 @@ impl RecvOp {
                 } else {
                     ScopeRef::current()
                 };
-                self.key = Some(state.receivers.push_back(RecvSlot::Waiting {
+                let key = state.receivers.push_back(RecvSlot::Waiting {
                     waker: cx.waker().clone(),
                     scope: scope.clone(),
                     handle: receiver.id,
-                }));
+                });
                 drop(state);
                 wake.wake_all();
-                self.wait = ScopeWait::new(scope);
-                if self.wait.register_and_check(cx) {
+                let waiting = self.waiting.insert(Waiting {
+                    key,
+                    scope: ScopeWait::new(scope),
+                });
+                if waiting.scope.register_and_check(cx) {
                     // Cancelled while we queued: settle it under the lock.
                     return self.poll(receiver, cx);
                 }
@@ -298,10 +302,11 @@ impl RecvOp {
     fn poll_waiting<T>(
         &mut self,
         receiver: &MemoryReceiver<T>,
-        key: usize,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
-        let cancelled = self.wait.register_and_check(cx);
+        let waiting = self.waiting.as_mut().expect("poll_waiting while waiting");
+        let key = waiting.key;
+        let cancelled = waiting.scope.register_and_check(cx);
         let mut state = receiver.chan.lock();
         if let RecvSlot::Waiting { waker, .. } = state.receivers.get_mut(key) {
             if !cancelled {
@@ -314,8 +319,8 @@ impl RecvOp {
         // Settled by a peer, or cancelled before any item was committed.
         let slot = state.receivers.remove(key);
         drop(state);
-        self.key = None;
-        self.wait.deregister();
+        // Deregisters from the scope.
+        self.waiting = None;
         Poll::Ready(match slot {
             RecvSlot::Delivered(item) => Ok(item),
             RecvSlot::Waiting { .. } => Err(RecvError::Cancelled),
@@ -326,16 +331,18 @@ impl RecvOp {
     /// Cleans up a receive whose future is dropped: an item already committed
     /// to it goes back to the head of the stream (SPEC S8).
     fn abandon<T>(&mut self, receiver: &MemoryReceiver<T>) {
-        let Some(key) = self.key.take() else { return };
+        let Some(waiting) = self.waiting.take() else {
+            return;
+        };
         let mut wake = Wakeups::default();
         let mut state = receiver.chan.lock();
-        let orphan = match state.receivers.remove(key) {
+        let orphan = match state.receivers.remove(waiting.key) {
             RecvSlot::Delivered(item) => state.return_to_head(item, &mut wake),
             RecvSlot::Waiting { .. } | RecvSlot::Aborted(_) => None,
         };
         drop(state);
         wake.wake_all();
-        self.wait.deregister();
+        drop(waiting);
         // Every receiver is closed: the stream drops the item (SPEC S5).
         drop(orphan);
     }
@@ -359,7 +366,7 @@ impl<T> Drop for Recv<'_, T> {
 impl<T> fmt::Debug for Recv<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Recv")
-            .field("waiting", &self.op.key.is_some())
+            .field("waiting", &self.op.waiting.is_some())
             .finish_non_exhaustive()
     }
 }

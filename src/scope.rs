@@ -75,10 +75,10 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use crate::sync::{
-    const_thread_local, AtomicI64, AtomicU8, Mutex, OnceLock, Ordering, TreeArc, TreeWeak,
-};
 use crate::chan::Wakeups;
+use crate::sync::{
+    const_thread_local, AtomicU8, DeadlineWord, Mutex, OnceLock, Ordering, TreeArc, TreeWeak,
+};
 use crate::timer::{self, Timer};
 use crate::waitlist::WaitList;
 
@@ -132,7 +132,7 @@ pub(crate) struct Node {
     /// scope once.
     flags: AtomicU8,
     /// Nanoseconds from [`epoch`], or [`NO_DEADLINE`].
-    deadline: AtomicI64,
+    deadline: DeadlineWord,
     /// `None` inside: bound to the root. Unset: not bound yet.
     parent: OnceLock<Option<TreeArc<Node>>>,
     state: Mutex<NodeState>,
@@ -155,7 +155,7 @@ impl Default for Node {
     fn default() -> Self {
         Node {
             flags: AtomicU8::new(0),
-            deadline: AtomicI64::new(NO_DEADLINE),
+            deadline: DeadlineWord::new(NO_DEADLINE),
             parent: OnceLock::new(),
             state: Mutex::new(NodeState {
                 waiters: WaitList::new(),
@@ -182,6 +182,28 @@ impl Node {
             match node.parent.get() {
                 Some(Some(parent)) => node = parent,
                 _ => return false,
+            }
+        }
+    }
+
+    /// One walk for a blocked operation: `None` if effectively cancelled,
+    /// else the effective deadline (reading each scope's flags once).
+    fn cancelled_or_deadline(&self) -> Option<i64> {
+        let mut now = LazyNow::default();
+        let mut earliest = NO_DEADLINE;
+        let mut node = self;
+        loop {
+            let flags = node.flags();
+            if flags & CANCEL_CALLED != 0 || node.deadline_passed(&mut now) {
+                return None;
+            }
+            earliest = earliest.min(node.deadline.load(Ordering::Acquire));
+            if flags & SHIELD != 0 {
+                return Some(earliest);
+            }
+            match node.parent.get() {
+                Some(Some(parent)) => node = parent,
+                _ => return Some(earliest),
             }
         }
     }
@@ -434,7 +456,7 @@ impl CancelScope {
         }
         // Lowered: the subtree may now be cancelled, or under an outer
         // deadline its operations must arm a timer for.
-        if !shield && (node.is_cancelled() || node.effective_deadline() != NO_DEADLINE) {
+        if !shield && node.cancelled_or_deadline() != Some(NO_DEADLINE) {
             Node::wake_subtree(node);
         }
     }
@@ -836,6 +858,13 @@ impl ScopeRef {
     }
 }
 
+/// A blocked stream operation: its slot in the stream's line, and its
+/// registration with its scope (dropped: deregistered).
+pub(crate) struct Waiting {
+    pub(crate) key: usize,
+    pub(crate) scope: ScopeWait,
+}
+
 /// A blocked operation's registration with its scope, so that `cancel()`
 /// (or a deadline) can wake it. Deregisters on drop.
 #[derive(Default)]
@@ -878,15 +907,13 @@ impl ScopeWait {
             }
         }
         loop {
-            if node.is_cancelled() {
-                return true;
-            }
-            let deadline = match node.effective_deadline() {
-                NO_DEADLINE => {
+            let deadline = match node.cancelled_or_deadline() {
+                None => return true,
+                Some(NO_DEADLINE) => {
                     self.timer = None;
                     return false;
                 }
-                ticks => ticks,
+                Some(ticks) => ticks,
             };
             let at = from_ticks(deadline);
             let timer = match &mut self.timer {

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use crate::blocking::block_on;
 use crate::chan::{Chan, HandleId, SendAbort, SendRefusal, SendSlot, Wakeups};
 use crate::error::{SendError, TrySendError};
-use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait};
+use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait, Waiting};
 use crate::statistics::Statistics;
 use crate::sync::{Arc, AtomicBool, Ordering};
 
@@ -199,9 +199,10 @@ pub struct Send<'a, T> {
 struct SendOp<T> {
     /// The item until the send starts; afterwards it lives in the slot.
     item: Option<T>,
-    /// Our slot in the stream's sender line, while blocked.
-    key: Option<usize>,
-    wait: ScopeWait,
+    /// While blocked: our slot in the stream's sender line and our
+    /// registration with the scope. `None` on the fast path, which then has
+    /// nothing to drop.
+    waiting: Option<Waiting>,
     /// `send_blocking`: the scope is the root, whatever is current.
     ignore_scope: bool,
 }
@@ -212,8 +213,7 @@ impl<T> SendOp<T> {
     fn new(item: T, ignore_scope: bool) -> Self {
         SendOp {
             item: Some(item),
-            key: None,
-            wait: ScopeWait::default(),
+            waiting: None,
             ignore_scope,
         }
     }
@@ -223,9 +223,10 @@ impl<T> SendOp<T> {
         sender: &MemorySender<T>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError<T>>> {
-        match self.key {
-            Some(key) => self.poll_waiting(sender, key, cx),
-            None => self.poll_start(sender, cx),
+        if self.waiting.is_some() {
+            self.poll_waiting(sender, cx)
+        } else {
+            self.poll_start(sender, cx)
         }
     }
 
@@ -259,16 +260,19 @@ impl<T> SendOp<T> {
                 } else {
                     ScopeRef::current()
                 };
-                self.key = Some(state.senders.push_back(SendSlot::Waiting {
+                let key = state.senders.push_back(SendSlot::Waiting {
                     item,
                     waker: cx.waker().clone(),
                     scope: scope.clone(),
                     handle: sender.id,
-                }));
+                });
                 drop(state);
                 wake.wake_all();
-                self.wait = ScopeWait::new(scope);
-                if self.wait.register_and_check(cx) {
+                let waiting = self.waiting.insert(Waiting {
+                    key,
+                    scope: ScopeWait::new(scope),
+                });
+                if waiting.scope.register_and_check(cx) {
                     // Cancelled while we queued: settle it under the lock.
                     return self.poll(sender, cx);
                 }
@@ -280,10 +284,11 @@ impl<T> SendOp<T> {
     fn poll_waiting(
         &mut self,
         sender: &MemorySender<T>,
-        key: usize,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError<T>>> {
-        let cancelled = self.wait.register_and_check(cx);
+        let waiting = self.waiting.as_mut().expect("poll_waiting while waiting");
+        let key = waiting.key;
+        let cancelled = waiting.scope.register_and_check(cx);
         let mut state = sender.chan.lock();
         if let SendSlot::Waiting { waker, .. } = state.senders.get_mut(key) {
             if !cancelled {
@@ -296,8 +301,8 @@ impl<T> SendOp<T> {
         // Settled by a peer, or cancelled before anyone took the item.
         let slot = state.senders.remove(key);
         drop(state);
-        self.key = None;
-        self.wait.deregister();
+        // Deregisters from the scope.
+        self.waiting = None;
         Poll::Ready(match slot {
             SendSlot::Taken => Ok(()),
             SendSlot::Waiting { item, .. } | SendSlot::Aborted(SendAbort::Cancelled, item) => {
@@ -310,9 +315,11 @@ impl<T> SendOp<T> {
 
     /// Withdraws a send whose future is dropped (SPEC S8).
     fn abandon(&mut self, sender: &MemorySender<T>) {
-        let Some(key) = self.key.take() else { return };
-        let slot = sender.chan.lock().senders.remove(key);
-        self.wait.deregister();
+        let Some(waiting) = self.waiting.take() else {
+            return;
+        };
+        let slot = sender.chan.lock().senders.remove(waiting.key);
+        drop(waiting);
         // The withdrawn item (if not taken) drops here, outside the lock.
         drop(slot);
     }
@@ -337,7 +344,7 @@ impl<T> fmt::Debug for Send<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Send")
             .field("started", &self.op.item.is_none())
-            .field("waiting", &self.op.key.is_some())
+            .field("waiting", &self.op.waiting.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -10,44 +10,51 @@
 //!   links and loom has no `Weak`. Only the reference counts of scope nodes go
 //!   through std; every flag and lock inside a node is loom's, so the
 //!   interleavings that decide cancellation are still explored.
+//! * [`DeadlineWord`]: a scope's deadline. Its races with blocked operations
+//!   are decided by the node lock (register-then-check, as for the cancel
+//!   flag), which loom does model; a loom atomic here would add a scheduling
+//!   point to every chain walk and tripled the suite's running time. Under
+//!   loom the word still reads the value of the latest store in the explored
+//!   schedule.
 //! * [`OnceLock`]: a scope's parent is bound once, before the scope can become
 //!   anyone's current scope. Its initialiser never reaches a loom
 //!   synchronisation point, so the binding is atomic from loom's point of view.
 
+pub(crate) use std::sync::atomic::AtomicI64 as DeadlineWord;
 pub(crate) use std::sync::OnceLock;
 pub(crate) use std::sync::{Arc as TreeArc, Weak as TreeWeak};
 
 #[cfg(not(feature = "loom"))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
     pub(crate) use std::sync::Arc;
     pub(crate) use std::thread::{current as current_thread, park, Thread};
     pub(crate) use std::thread_local;
 
-    /// A mutex whose `lock` ignores poisoning: every critical section in this
-    /// crate leaves the protected state consistent before it can unwind.
+    /// parking_lot's mutex: it spins briefly before parking, which suits
+    /// the crate's short critical sections under contention, and it has no
+    /// poisoning (every critical section here leaves the protected state
+    /// consistent before it can unwind).
     #[derive(Debug, Default)]
-    pub(crate) struct Mutex<T>(std::sync::Mutex<T>);
+    pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
 
-    pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
+    pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 
     impl<T> Mutex<T> {
         pub(crate) fn new(value: T) -> Self {
-            Self(std::sync::Mutex::new(value))
+            Self(parking_lot::Mutex::new(value))
         }
 
         #[inline]
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-            self.0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+            self.0.lock()
         }
     }
 }
 
 #[cfg(feature = "loom")]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, Ordering};
     pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread::{current as current_thread, park, Thread};
     pub(crate) use loom::thread_local;
