@@ -873,8 +873,10 @@ pub(crate) struct ScopeWait {
     /// Our slot in the node's waiter slab, and the waker stored there (kept
     /// here too, so a re-poll with the same waker needs no lock).
     registered: Option<(usize, Waker)>,
-    /// Armed for the chain's effective deadline, while there is one.
-    timer: Option<Timer>,
+    /// Armed for the chain's effective deadline, while there is one. Boxed:
+    /// only operations that block under a deadline pay for its size, which
+    /// would otherwise be copied with every `Send`/`Recv` future.
+    timer: Option<Box<Timer>>,
 }
 
 impl ScopeWait {
@@ -923,7 +925,7 @@ impl ScopeWait {
                     }
                     timer
                 }
-                None => self.timer.insert(Timer::new(at)),
+                None => self.timer.insert(Box::new(Timer::new(at))),
             };
             if timer.poll(cx).is_pending() {
                 return false;
