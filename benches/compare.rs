@@ -540,11 +540,27 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-/// Median time per unit over `SAMPLES` runs of `f(units)`.
-fn measure(units: usize, mut f: impl FnMut(usize) -> Option<Duration>) -> Option<Duration> {
-    f(units)?; // warm-up
-    let samples = (0..SAMPLES).map(|_| f(units).unwrap()).collect();
-    Some(median(samples) / units as u32)
+/// A closure that runs a scenario with the given number of units, or
+/// `None` if the library cannot.
+type Run<'a> = Box<dyn FnMut(usize) -> Option<Duration> + 'a>;
+
+/// Median time per unit of each run over `SAMPLES` samples. The samples are
+/// taken round-robin (one of each run, then again), so that drift in the
+/// machine's speed during a row affects every library alike.
+fn measure_row(units: usize, mut runs: Vec<Run<'_>>) -> Vec<Option<Duration>> {
+    let supported: Vec<bool> = runs.iter_mut().map(|run| run(units).is_some()).collect();
+    let mut samples = vec![Vec::new(); runs.len()];
+    for _ in 0..SAMPLES {
+        for (i, run) in runs.iter_mut().enumerate() {
+            if supported[i] {
+                samples[i].push(run(units).unwrap());
+            }
+        }
+    }
+    samples
+        .into_iter()
+        .map(|s| (!s.is_empty()).then(|| median(s) / units as u32))
+        .collect()
 }
 
 /// Units so that one run of `f` takes about `TARGET`.
@@ -617,13 +633,16 @@ fn pipeline_cells(
     c: usize,
 ) -> Vec<Option<Duration>> {
     let messages = calibrate(|n| run_pipeline::<Ours>(rt, cap, p, c, n));
-    vec![
-        measure(messages, |n| run_pipeline::<Ours>(rt, cap, p, c, n)),
-        measure(messages, |n| run_pipeline::<AsyncChannel>(rt, cap, p, c, n)),
-        measure(messages, |n| run_pipeline::<Flume>(rt, cap, p, c, n)),
-        measure(messages, |n| run_pipeline::<Kanal>(rt, cap, p, c, n)),
-        measure(messages, |n| run_pipeline::<TokioMpsc>(rt, cap, p, c, n)),
-    ]
+    measure_row(
+        messages,
+        vec![
+            Box::new(|n| run_pipeline::<Ours>(rt, cap, p, c, n)),
+            Box::new(|n| run_pipeline::<AsyncChannel>(rt, cap, p, c, n)),
+            Box::new(|n| run_pipeline::<Flume>(rt, cap, p, c, n)),
+            Box::new(|n| run_pipeline::<Kanal>(rt, cap, p, c, n)),
+            Box::new(|n| run_pipeline::<TokioMpsc>(rt, cap, p, c, n)),
+        ],
+    )
 }
 
 fn main() {
@@ -672,13 +691,16 @@ fn main() {
             let rounds = calibrate(|n| run_ping_pong::<Ours>(&rt, cap, n));
             table.row(
                 label,
-                vec![
-                    measure(rounds, |n| run_ping_pong::<Ours>(&rt, cap, n)),
-                    measure(rounds, |n| run_ping_pong::<AsyncChannel>(&rt, cap, n)),
-                    measure(rounds, |n| run_ping_pong::<Flume>(&rt, cap, n)),
-                    measure(rounds, |n| run_ping_pong::<Kanal>(&rt, cap, n)),
-                    measure(rounds, |n| run_ping_pong::<TokioMpsc>(&rt, cap, n)),
-                ],
+                measure_row(
+                    rounds,
+                    vec![
+                        Box::new(|n| run_ping_pong::<Ours>(&rt, cap, n)),
+                        Box::new(|n| run_ping_pong::<AsyncChannel>(&rt, cap, n)),
+                        Box::new(|n| run_ping_pong::<Flume>(&rt, cap, n)),
+                        Box::new(|n| run_ping_pong::<Kanal>(&rt, cap, n)),
+                        Box::new(|n| run_ping_pong::<TokioMpsc>(&rt, cap, n)),
+                    ],
+                ),
             );
         }
     }
@@ -704,13 +726,16 @@ fn main() {
             let messages = calibrate(|n| run_threads::<OursBlocking>(cap, p, c, n));
             table.row(
                 label,
-                vec![
-                    measure(messages, |n| run_threads::<OursBlocking>(cap, p, c, n)),
-                    measure(messages, |n| run_threads::<Crossbeam>(cap, p, c, n)),
-                    measure(messages, |n| run_threads::<StdSync>(cap, p, c, n)),
-                    measure(messages, |n| run_threads::<FlumeBlocking>(cap, p, c, n)),
-                    measure(messages, |n| run_threads::<KanalBlocking>(cap, p, c, n)),
-                ],
+                measure_row(
+                    messages,
+                    vec![
+                        Box::new(|n| run_threads::<OursBlocking>(cap, p, c, n)),
+                        Box::new(|n| run_threads::<Crossbeam>(cap, p, c, n)),
+                        Box::new(|n| run_threads::<StdSync>(cap, p, c, n)),
+                        Box::new(|n| run_threads::<FlumeBlocking>(cap, p, c, n)),
+                        Box::new(|n| run_threads::<KanalBlocking>(cap, p, c, n)),
+                    ],
+                ),
             );
         }
     }
@@ -725,20 +750,26 @@ fn main() {
         let iterations = calibrate(|n| Some(churn_ours(&rt, n)));
         table.row(
             "churn".to_owned(),
-            vec![
-                measure(iterations, |n| Some(churn_ours(&rt, n))),
-                measure(iterations, |n| Some(churn_token(&rt, n))),
-            ],
+            measure_row(
+                iterations,
+                vec![
+                    Box::new(|n| Some(churn_ours(&rt, n))),
+                    Box::new(|n| Some(churn_token(&rt, n))),
+                ],
+            ),
         );
         let mut table = Table::new(vec!["inside a never-cancelled scope", "outside any scope"]);
         table.header("The cost of a scope, tokio current-thread (send + receive of a ready item)");
         let messages = calibrate(|n| Some(ready_receives(&rt, n, true)));
         table.row(
             "scope overhead".to_owned(),
-            vec![
-                measure(messages, |n| Some(ready_receives(&rt, n, true))),
-                measure(messages, |n| Some(ready_receives(&rt, n, false))),
-            ],
+            measure_row(
+                messages,
+                vec![
+                    Box::new(|n| Some(ready_receives(&rt, n, true))),
+                    Box::new(|n| Some(ready_receives(&rt, n, false))),
+                ],
+            ),
         );
     }
 }
