@@ -200,7 +200,7 @@ fn send_then_cancel_vs_blocked_recv() {
     model(|| cancelled_recv_vs_send(Race::SendThenCancel));
 }
 
-/// Bound: 5 preemptions, about 30 s here (4: 6 s; exhaustive: over 5 min).
+/// Bound: 5 preemptions, about 50 s here (4: 6 s; exhaustive: over 5 min).
 /// The two models above cover both orders of cancel and send exhaustively.
 #[test]
 fn cancel_concurrent_with_send_vs_blocked_recv() {
@@ -431,7 +431,7 @@ fn unshield_wakes_blocked_recv() {
 /// An outer cancel racing a lowered shield: whichever comes second wakes the
 /// receive (the shield is read under the node lock by both).
 ///
-/// Bound: 5 preemptions, about 25 s here (4: 5 s; exhaustive: over 15 min).
+/// Bound: 5 preemptions, about 35 s here (4: 5 s; exhaustive: over 15 min).
 #[test]
 fn outer_cancel_vs_unshield_wakes_blocked_recv() {
     let mut model = loom::model::Builder::new();
