@@ -138,9 +138,59 @@ pub(crate) struct Node {
     state: Mutex<NodeState>,
 }
 
+/// The wakers of the operations blocked in one scope: the first in a slot of
+/// its own, so that a scope with one blocked operation — a task's own scope,
+/// typically — never allocates a slab; the others in a slab.
+struct Waiters {
+    solo: Option<Waker>,
+    rest: WaitList<Waker>,
+}
+
+impl Default for Waiters {
+    fn default() -> Self {
+        Waiters {
+            solo: None,
+            rest: WaitList::new(),
+        }
+    }
+}
+
+impl Waiters {
+    /// The key of the `solo` slot (slab keys are indices, never this).
+    const SOLO: usize = usize::MAX;
+
+    fn push_back(&mut self, waker: Waker) -> usize {
+        if self.solo.is_none() {
+            self.solo = Some(waker);
+            Self::SOLO
+        } else {
+            self.rest.push_back(waker)
+        }
+    }
+
+    fn get_mut(&mut self, key: usize) -> &mut Waker {
+        match key {
+            Self::SOLO => self.solo.as_mut().expect("the solo waiter is registered"),
+            key => self.rest.get_mut(key),
+        }
+    }
+
+    fn remove(&mut self, key: usize) -> Waker {
+        match key {
+            Self::SOLO => self.solo.take().expect("the solo waiter is registered"),
+            key => self.rest.remove(key),
+        }
+    }
+
+    fn for_each(&self, mut f: impl FnMut(&Waker)) {
+        self.solo.iter().for_each(&mut f);
+        self.rest.iter().for_each(f);
+    }
+}
+
 struct NodeState {
     /// Wakers of the operations blocked directly in this scope.
-    waiters: WaitList<Waker>,
+    waiters: Waiters,
     children: Vec<TreeWeak<Node>>,
     /// Dead children are pruned when `children` reaches this length.
     prune_at: usize,
@@ -158,7 +208,7 @@ impl Default for Node {
             deadline: DeadlineWord::new(NO_DEADLINE),
             parent: OnceLock::new(),
             state: Mutex::new(NodeState {
-                waiters: WaitList::new(),
+                waiters: Waiters::default(),
                 children: Vec::new(),
                 prune_at: 8,
             }),
@@ -348,9 +398,7 @@ impl Node {
         if self.flags() & skip != 0 {
             return;
         }
-        for waker in state.waiters.iter() {
-            wakers.push(waker.clone());
-        }
+        state.waiters.for_each(|waker| wakers.push(waker.clone()));
         stack.extend(state.children.iter().filter_map(TreeWeak::upgrade));
     }
 }

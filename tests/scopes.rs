@@ -271,6 +271,35 @@ fn many_tasks_share_one_scope() {
     }
 }
 
+/// Waiters come and go in one scope (the first one's registration slot is
+/// special-cased): after the first and a middle one leave and a newcomer
+/// arrives, a cancel wakes exactly the live ones, once each.
+#[test]
+fn waiters_leaving_and_joining_one_scope() {
+    let (_tx, rx) = memory_stream::<u32>(0);
+    let scope = CancelScope::new();
+    let mut tasks: Vec<_> = (0..4).map(|_| Task::new(scope.run(rx.recv()))).collect();
+    for task in &mut tasks {
+        task.pending();
+    }
+    let third = tasks.remove(2);
+    let first = tasks.remove(0);
+    let (first_wakes, third_wakes) = (first.wakes(), third.wakes());
+    first.drop_future();
+    third.drop_future();
+    let mut newcomer = Task::new(scope.run(rx.recv()));
+    newcomer.pending();
+    tasks.push(newcomer);
+    assert_eq!(rx.statistics().tasks_waiting_receive, 3);
+    scope.cancel();
+    assert_eq!((first_wakes, third_wakes), (0, 0));
+    for task in tasks {
+        assert_eq!(task.wakes(), 1);
+        assert_eq!(task.ready(), Err(RecvError::Cancelled));
+    }
+    assert_eq!(rx.statistics().tasks_waiting_receive, 0);
+}
+
 #[test]
 fn cancel_wakes_only_the_affected_subtree() {
     let (_tx, rx) = memory_stream::<u32>(0);
