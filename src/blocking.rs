@@ -67,11 +67,15 @@ pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     })
 }
 
-/// Spins, then yields, until `notified` is set or the budget runs out (the
-/// backoff of crossbeam's `Backoff::snooze`: 2^0..2^6 spins, then 4 yields).
+/// Spins, then yields, until `notified` is set or the budget runs out:
+/// 2^0..2^6 spins (crossbeam's `Backoff` steps), then up to 20 yields. The
+/// yields matter most: a rendezvous peer on another core usually answers
+/// within them (measured by `cargo bench --bench compare -- blocking`: with
+/// 4 yields a blocking rendezvous took 1–7 µs per item here, with 20 about
+/// 0.4–0.5 µs), and on a busy machine they let the peer run.
 #[cfg(not(feature = "loom"))]
 fn wait_briefly(notified: &AtomicBool) {
-    for step in 0..11 {
+    for step in 0..27 {
         // ORDERING: a hint only; the Acquire swap in `block_on` decides.
         if notified.load(Ordering::Relaxed) {
             return;
