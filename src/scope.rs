@@ -568,22 +568,21 @@ impl CancelScope {
     /// ```
     pub fn set_deadline(&self, deadline: Option<Instant>) {
         let Some(node) = &self.node else { return };
-        let mut now = LazyNow::default();
-        // The old deadline, if passed, has cancelled the scope: keep that.
-        if node.is_cancel_called() {
-            node.deadline
-                .store(deadline.map_or(NO_DEADLINE, to_ticks), Ordering::Release);
-            return;
-        }
+        // The old deadline, if passed, has cancelled the scope (this read
+        // expires it): then its operations have been woken, and nothing more
+        // is to be done.
+        let was_cancelled = node.is_cancel_called();
         // ORDERING: stored before `wake_subtree` takes the subtree's locks,
         // so a waiter that registers after those locks reads the new deadline
         // (register-then-check, as for `cancel`).
         node.deadline
             .store(deadline.map_or(NO_DEADLINE, to_ticks), Ordering::Release);
-        // Passed already: cancelled now (flag set by the read), and the wake
-        // below fails the blocked operations. Otherwise they re-arm.
-        node.deadline_passed(&mut now);
-        Node::wake_subtree(node);
+        if !was_cancelled {
+            // Passed already: cancelled now (flag set by the read), and the
+            // wake below fails the blocked operations. Otherwise they re-arm.
+            node.deadline_passed(&mut LazyNow::default());
+            Node::wake_subtree(node);
+        }
     }
 
     /// The deadline that applies to code inside this scope: the earliest of
