@@ -21,7 +21,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{stream, Task, SIZES};
+use common::{stream, until, Task, SIZES};
 use futures::task::SpawnExt;
 use scopestream::{
     checkpoint, fail_after, fail_at, memory_stream, move_on_after, move_on_at, CancelScope,
@@ -96,28 +96,6 @@ impl Exec {
             exec.run(make.clone());
         }
     }
-}
-
-/// Yields until `cond` holds (bounded, so a bug fails instead of hanging).
-async fn until(mut cond: impl FnMut() -> bool) {
-    let give_up = Instant::now() + WATCHDOG;
-    while !cond() {
-        assert!(Instant::now() < give_up, "condition never became true");
-        yield_now().await;
-    }
-}
-
-async fn yield_now() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if std::mem::replace(&mut yielded, true) {
-            std::task::Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    })
-    .await
 }
 
 /// Sleeps on a helper thread, independent of the deadline timers under test.

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use common::stream;
+use common::{stream, until};
 use scopestream::{memory_stream, CancelScope, RecvError, SendError};
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -36,30 +36,6 @@ impl Spawner {
 
 async fn join<T>(rx: scopestream::MemoryReceiver<T>) -> T {
     rx.recv().await.expect("task finished without a result")
-}
-
-/// Yields until `cond` holds (bounded, so a bug fails instead of hanging).
-async fn until(mut cond: impl FnMut() -> bool) {
-    for _ in 0..1_000_000 {
-        if cond() {
-            return;
-        }
-        yield_now().await;
-    }
-    panic!("condition never became true");
-}
-
-async fn yield_now() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if std::mem::replace(&mut yielded, true) {
-            std::task::Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    })
-    .await
 }
 
 /// Many producers and consumers, every buffer size: each item exactly once.

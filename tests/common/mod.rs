@@ -129,3 +129,27 @@ pub fn stream<T>(
         None => scopestream::unbounded_memory_stream(),
     }
 }
+
+/// Yields until `cond` holds (bounded, so a bug fails instead of hanging).
+pub async fn until(mut cond: impl FnMut() -> bool) {
+    for _ in 0..1_000_000 {
+        if cond() {
+            return;
+        }
+        yield_now().await;
+    }
+    panic!("condition never became true");
+}
+
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            std::task::Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
