@@ -1,5 +1,6 @@
 //! Accounting stress test (SPEC S7): producers and consumers on a
-//! multi-thread runtime while other tasks cancel scopes, toggle shields,
+//! multi-thread runtime while other tasks cancel scopes, toggle shields, set
+//! and move deadlines (some already past, some racing the operation),
 //! drop futures mid-wait (`select!` against a short timer) and close clones.
 //! An exact ledger then proves every unique item ended exactly once.
 //!
@@ -92,6 +93,9 @@ async fn run(size: Option<usize>, seed: u64) -> Totals {
                 scopes.lock().unwrap().push(scope.clone());
                 if rng.below(20) == 0 {
                     scope.cancel(); // level-triggered: the send must not happen
+                } else if rng.below(8) == 0 {
+                    // A deadline racing this very send.
+                    scope.set_deadline(Some(Instant::now() + micros(rng.below(400))));
                 } else if rng.below(6) == 0 {
                     // A cancel racing this very send.
                     let (scope, yields) = (scope.clone(), rng.below(4));
@@ -132,6 +136,9 @@ async fn run(size: Option<usize>, seed: u64) -> Totals {
                 let scope = CancelScope::new();
                 if rng.below(4) == 0 {
                     scope.set_shield(true);
+                }
+                if rng.below(6) == 0 {
+                    scope.set_deadline(Some(Instant::now() + micros(rng.below(400))));
                 }
                 scopes.lock().unwrap().push(scope.clone());
                 if rng.below(30) == 0 {
@@ -182,9 +189,15 @@ async fn run(size: Option<usize>, seed: u64) -> Totals {
                     let scopes = scopes.lock().unwrap();
                     if !scopes.is_empty() {
                         let scope = &scopes[rng.below(scopes.len() as u64) as usize];
-                        match rng.below(3) {
+                        match rng.below(5) {
                             0 => scope.cancel(),
                             1 => scope.set_shield(!scope.is_shielded()),
+                            // Move a deadline earlier (possibly into the
+                            // past) or later, while operations are blocked.
+                            2 => scope.set_deadline(Some(Instant::now() + micros(rng.below(200)))),
+                            3 => {
+                                scope.set_deadline(Some(Instant::now() + Duration::from_secs(3600)))
+                            }
                             _ => {}
                         }
                     }
@@ -258,6 +271,10 @@ async fn run(size: Option<usize>, seed: u64) -> Totals {
         "every item ended exactly once: {totals:?}"
     );
     totals
+}
+
+fn micros(n: u64) -> Duration {
+    Duration::from_micros(n)
 }
 
 #[test]
