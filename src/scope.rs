@@ -110,8 +110,14 @@ use crate::waitlist::WaitList;
 /// # });
 /// ```
 ///
+/// A scope can also have a [deadline](CancelScope::with_deadline): when it
+/// passes, the scope is cancelled exactly as by `cancel()`, and operations
+/// blocked inside are woken by a timer. [`move_on_after`](crate::move_on_after)
+/// and [`fail_after`](crate::fail_after) wrap the common uses.
+///
 /// The scope returned by [`CancelScope::current`] outside any `run` is the
-/// *root*: it is never cancelled, and `cancel`/`set_shield` on it do nothing.
+/// *root*: it is never cancelled, and `cancel`/`set_shield`/`set_deadline` on
+/// it do nothing.
 #[derive(Clone, Default)]
 pub struct CancelScope {
     /// `None` is the root.
