@@ -223,58 +223,57 @@ impl Default for Node {
 }
 
 impl Node {
-    /// SPEC C2, from the live flags and deadlines of the whole chain.
-    fn is_cancelled(&self) -> bool {
-        let mut now = LazyNow::default();
-        let mut node = self;
-        loop {
+    /// The chain from this scope outward, up to and including the nearest
+    /// shielded scope (or the root), each scope with its flags read once.
+    /// Every rule of SPEC C2 and every deadline rule walks exactly this.
+    fn chain(&self) -> impl Iterator<Item = (&Node, u8)> {
+        let mut next = Some(self);
+        std::iter::from_fn(move || {
+            let node = next?;
             let flags = node.flags();
-            if flags & CANCEL_CALLED != 0 || node.deadline_passed(&mut now) {
-                return true;
-            }
-            if flags & SHIELD != 0 {
-                return false;
-            }
-            match node.parent.get() {
-                Some(Some(parent)) => node = parent,
-                _ => return false,
-            }
-        }
+            next = match node.parent.get() {
+                Some(Some(parent)) if flags & SHIELD == 0 => Some(&**parent),
+                _ => None,
+            };
+            Some((node, flags))
+        })
     }
 
-    /// One walk for a blocked operation: `None` if effectively cancelled,
-    /// else the effective deadline (reading each scope's flags once).
+    /// SPEC C2, from the live flags and deadlines of the whole chain.
+    fn is_cancelled(&self) -> bool {
+        self.cancelled_or_deadline().is_none()
+    }
+
+    /// `None` if effectively cancelled, else the effective deadline: one
+    /// walk, reading each scope's flags and deadline once.
     fn cancelled_or_deadline(&self) -> Option<i64> {
         let mut now = LazyNow::default();
         let mut earliest = NO_DEADLINE;
-        let mut node = self;
-        loop {
-            let flags = node.flags();
-            if flags & CANCEL_CALLED != 0 || node.deadline_passed(&mut now) {
+        for (node, flags) in self.chain() {
+            // ORDERING: Acquire pairs with the Release store in `set_deadline`.
+            let deadline = node.deadline.load(Ordering::Acquire);
+            if flags & CANCEL_CALLED != 0 || node.expire_if_passed(deadline, &mut now) {
                 return None;
             }
-            earliest = earliest.min(node.deadline.load(Ordering::Acquire));
-            if flags & SHIELD != 0 {
-                return Some(earliest);
-            }
-            match node.parent.get() {
-                Some(Some(parent)) => node = parent,
-                _ => return Some(earliest),
-            }
+            earliest = earliest.min(deadline);
         }
+        Some(earliest)
     }
 
     /// `cancel_called`, expiring a passed deadline first.
     fn is_cancel_called(&self) -> bool {
-        self.flags() & CANCEL_CALLED != 0 || self.deadline_passed(&mut LazyNow::default())
+        self.flags() & CANCEL_CALLED != 0
+            || self.expire_if_passed(
+                self.deadline.load(Ordering::Acquire),
+                &mut LazyNow::default(),
+            )
     }
 
-    /// If this node's deadline has passed, sets `cancel_called` (waking
-    /// nobody: we may be under a stream lock; see the module docs) and says so.
+    /// If `deadline` (this node's, as just read) has passed, sets
+    /// `cancel_called` (waking nobody: we may be under a stream lock; see the
+    /// module docs) and says so.
     #[inline]
-    fn deadline_passed(&self, now: &mut LazyNow) -> bool {
-        // ORDERING: Acquire pairs with the Release store in `set_deadline`.
-        let deadline = self.deadline.load(Ordering::Acquire);
+    fn expire_if_passed(&self, deadline: i64, now: &mut LazyNow) -> bool {
         if deadline == NO_DEADLINE || deadline > now.ticks() {
             return false;
         }
@@ -284,41 +283,25 @@ impl Node {
 
     /// The earliest deadline on the chain up to the nearest shield.
     fn effective_deadline(&self) -> i64 {
-        let mut earliest = NO_DEADLINE;
-        let mut node = self;
-        loop {
-            earliest = earliest.min(node.deadline.load(Ordering::Acquire));
-            if node.flags() & SHIELD != 0 {
-                return earliest;
-            }
-            match node.parent.get() {
-                Some(Some(parent)) => node = parent,
-                _ => return earliest,
-            }
-        }
+        self.chain()
+            .map(|(node, _)| node.deadline.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(NO_DEADLINE)
     }
 
     /// A timer armed for `deadline` fired: cancels every scope on the chain
     /// (up to the nearest shield) whose deadline is no later.
-    fn expire_through(this: &TreeArc<Node>, deadline: i64) {
-        let mut node = this;
-        loop {
+    fn expire_through(&self, deadline: i64) {
+        for (node, _) in self.chain() {
             if node.deadline.load(Ordering::Acquire) <= deadline {
-                Node::cancel(node);
-            }
-            if node.flags() & SHIELD != 0 {
-                return;
-            }
-            match node.parent.get() {
-                Some(Some(parent)) => node = parent,
-                _ => return,
+                node.cancel();
             }
         }
     }
 
-    fn cancel(this: &TreeArc<Node>) {
-        if this.flags.fetch_or(CANCEL_CALLED, Ordering::AcqRel) & CANCEL_CALLED == 0 {
-            Node::wake_subtree(this);
+    fn cancel(&self) {
+        if self.flags.fetch_or(CANCEL_CALLED, Ordering::AcqRel) & CANCEL_CALLED == 0 {
+            self.wake_subtree();
         }
     }
 
@@ -376,10 +359,10 @@ impl Node {
     ///
     /// Allocates nothing for a scope with at most one blocked operation and
     /// no live children, the common case of a per-task scope.
-    fn wake_subtree(root: &TreeArc<Node>) {
+    fn wake_subtree(&self) {
         let mut wakers = Wakeups::default();
         let mut stack = Vec::new();
-        root.collect_wakers(&mut wakers, &mut stack);
+        self.collect_wakers(&mut wakers, &mut stack);
         while let Some(node) = stack.pop() {
             // Shielded children keep the cancellation out; cancelled ones
             // woke their own subtree. Flags read under the child's lock.
@@ -474,7 +457,7 @@ impl CancelScope {
     /// any thread. Does nothing on the root.
     pub fn cancel(&self) {
         if let Some(node) = &self.node {
-            Node::cancel(node);
+            node.cancel();
         }
     }
 
@@ -511,7 +494,7 @@ impl CancelScope {
         // Lowered: the subtree may now be cancelled, or under an outer
         // deadline its operations must arm a timer for.
         if !shield && node.cancelled_or_deadline() != Some(NO_DEADLINE) {
-            Node::wake_subtree(node);
+            node.wake_subtree();
         }
     }
 
@@ -575,8 +558,8 @@ impl CancelScope {
     pub fn set_deadline(&self, deadline: Option<Instant>) {
         let Some(node) = &self.node else { return };
         // The old deadline, if passed, has cancelled the scope (this read
-        // expires it): then its operations have been woken, and nothing more
-        // is to be done.
+        // expires it): its operations are woken by `cancel()` or by their own
+        // timers, and nothing more is to be done.
         let was_cancelled = node.is_cancel_called();
         // ORDERING: stored before `wake_subtree` takes the subtree's locks,
         // so a waiter that registers after those locks reads the new deadline
@@ -584,10 +567,10 @@ impl CancelScope {
         node.deadline
             .store(deadline.map_or(NO_DEADLINE, to_ticks), Ordering::Release);
         if !was_cancelled {
-            // Passed already: cancelled now (flag set by the read), and the
+            // Passed already: cancelled now (this read sets the flag), and the
             // wake below fails the blocked operations. Otherwise they re-arm.
-            node.deadline_passed(&mut LazyNow::default());
-            Node::wake_subtree(node);
+            let _ = node.is_cancel_called();
+            node.wake_subtree();
         }
     }
 
@@ -920,7 +903,6 @@ pub(crate) struct Waiting {
 
 /// A blocked operation's registration with its scope, so that `cancel()`
 /// (or a deadline) can wake it. Deregisters on drop.
-#[derive(Default)]
 pub(crate) struct ScopeWait {
     scope: ScopeRef,
     /// Our slot in the node's waiter slab, and the waker stored there (kept
@@ -985,7 +967,7 @@ impl ScopeWait {
             }
             // The timer saw `at` pass. Unless the deadlines moved meanwhile,
             // this cancels a scope on the chain and the next check returns.
-            Node::expire_through(node, deadline);
+            node.expire_through(deadline);
         }
     }
 
