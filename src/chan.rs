@@ -21,6 +21,10 @@
 //!  Waiting ──(owner sees its scope cancelled)──► freed             Err(Cancelled)
 //!  Delivered ──(owner's future dropped)──► item back at the head (S8)
 //!
+//!  A close aborts a waiting slot with `Cancelled` instead of `Closed`,
+//!  `EndOfStream` or `Broken` when the waiter's scope is already effectively
+//!  cancelled: the cancellation came first, and nothing moved (SPEC S12).
+//!
 //!  send slot
 //!  ─────────────
 //!  Waiting(item) ──► Taken          a receiver takes the item (C5)   Ok(())
@@ -29,6 +33,27 @@
 //!  Waiting(item) ──(owner sees its scope cancelled)──► freed        Err(Cancelled(item))
 //!  Waiting(item) ──(owner's future dropped)──► freed, item withdrawn and dropped
 //! ```
+//!
+//! # `Stream` listeners
+//!
+//! A receive made through `Stream::poll_next` never holds a slot in the
+//! receiver line: its `next()` future can be dropped without the handle
+//! learning of it, and a slot left behind would take items for nobody (SPEC
+//! S10). It waits in [`State::listeners`] instead, a line of wakers that are
+//! *told* when an item may be there — an item buffered or returned to the
+//! head, a sender starting to wait, the end of the stream, its handle closed —
+//! and that take it, if it is still there, at their next poll. Every listener
+//! is told (there is no telling which of them still has a task behind it),
+//! and none is ever committed to, so a forgotten one costs a spurious wake-up
+//! at most.
+//!
+//! # `EndOfStream` is final
+//!
+//! [`State::committed`] counts items committed to receives that have not
+//! returned yet: such an item comes back to the head if its future is
+//! dropped. So the end of the stream is reported only once every sender is
+//! closed, the buffer is empty *and* nothing is committed; until then a
+//! receive waits (SPEC S12).
 //!
 //! An operation's first poll checks its scope, checks its handle and tries
 //! the transfer in **one** critical section, so a cancellation that happened
@@ -72,6 +97,10 @@ pub(crate) struct State<T> {
     capacity: Option<usize>,
     pub(crate) receivers: WaitList<RecvSlot<T>>,
     pub(crate) senders: WaitList<SendSlot<T>>,
+    /// `Stream` receives waiting to be told that an item may be there.
+    listeners: WaitList<Listener>,
+    /// Items in `Delivered` slots: committed, not yet collected.
+    committed: usize,
     open_senders: usize,
     open_receivers: usize,
     next_handle: HandleId,
@@ -96,6 +125,12 @@ pub(crate) enum SendSlot<T> {
     },
     Taken,
     Aborted(SendAbort, T),
+}
+
+/// A `Stream` receive waiting to be told (see the module docs).
+pub(crate) enum Listener {
+    Waiting { waker: Waker, handle: HandleId },
+    Told,
 }
 
 /// Why a peer aborted a waiting send.
@@ -149,6 +184,8 @@ impl<T> Chan<T> {
                 capacity,
                 receivers: WaitList::new(),
                 senders: WaitList::new(),
+                listeners: WaitList::new(),
+                committed: 0,
                 open_senders: 1,
                 open_receivers: 1,
                 next_handle: 2,
@@ -204,6 +241,7 @@ impl<T> State<T> {
                 // COMMIT POINT (receive side): the item now belongs to this
                 // receiver, whatever its scope does from here on.
                 *slot = RecvSlot::Delivered(item);
+                self.committed += 1;
                 return Ok(());
             }
         }
@@ -246,6 +284,7 @@ impl<T> State<T> {
         };
         if self.has_room() {
             self.buffer.push_back(item);
+            self.tell_listeners(wake);
             Ok(())
         } else {
             Err((SendRefusal::Full, item))
@@ -269,10 +308,101 @@ impl<T> State<T> {
         if let Some(item) = self.take_from_sender(wake) {
             return Ok(item);
         }
-        if self.open_senders == 0 {
+        if self.is_ended() {
             Err(TryRecvError::EndOfStream)
         } else {
             Err(TryRecvError::Empty)
+        }
+    }
+
+    /// SPEC S12: every sender is closed and no item is left anywhere — the
+    /// buffer (checked by the caller) or committed to a receive that has not
+    /// returned. Once true, true for ever.
+    #[inline]
+    fn is_ended(&self) -> bool {
+        self.open_senders == 0 && self.committed == 0
+    }
+
+    /// The owner of a `Delivered` slot has taken its item out (to return it,
+    /// or to put it back at the head): one committed item fewer. The last one
+    /// gone with every sender closed ends the receives still waiting.
+    pub(crate) fn collected(&mut self, wake: &mut Wakeups) {
+        self.committed -= 1;
+        if self.is_ended() && self.buffer.is_empty() {
+            self.end_receivers(wake);
+        }
+    }
+
+    /// The stream has ended: waiting receives get `EndOfStream` (or
+    /// `Cancelled`, if their scope was cancelled first) and listeners are told.
+    fn end_receivers(&mut self, wake: &mut Wakeups) {
+        self.receivers.unlink_where(|slot| {
+            let old = std::mem::replace(slot, RecvSlot::Aborted(RecvError::EndOfStream));
+            if let RecvSlot::Waiting { waker, scope, .. } = old {
+                if scope.is_cancelled() {
+                    *slot = RecvSlot::Aborted(RecvError::Cancelled);
+                }
+                wake.push(waker);
+            }
+            true
+        });
+        self.tell_listeners(wake);
+    }
+
+    /// A sender started to wait: a `Stream` receive can now take its item.
+    #[inline]
+    pub(crate) fn sender_waiting(&mut self, wake: &mut Wakeups) {
+        self.tell_listeners(wake);
+    }
+
+    /// Tells every waiting `Stream` receive that an item may be there.
+    #[inline]
+    fn tell_listeners(&mut self, wake: &mut Wakeups) {
+        if self.listeners.front().is_some() {
+            self.tell_listeners_where(|_| true, wake);
+        }
+    }
+
+    #[cold]
+    fn tell_listeners_where(&mut self, f: impl Fn(HandleId) -> bool, wake: &mut Wakeups) {
+        self.listeners.unlink_where(|listener| match listener {
+            Listener::Waiting { handle, .. } if f(*handle) => {
+                if let Listener::Waiting { waker, .. } = std::mem::replace(listener, Listener::Told)
+                {
+                    wake.push(waker);
+                }
+                true
+            }
+            _ => false,
+        });
+    }
+
+    /// A `Stream` receive on `handle` found nothing: keeps (or puts) it in
+    /// the listener line with `waker`. `key` is its slot from an earlier
+    /// poll, if any; returns the slot's key.
+    pub(crate) fn listen(&mut self, key: Option<usize>, waker: &Waker, handle: HandleId) -> usize {
+        if let Some(key) = key {
+            if let Listener::Waiting { waker: stored, .. } = self.listeners.get_mut(key) {
+                if !stored.will_wake(waker) {
+                    stored.clone_from(waker);
+                }
+                return key;
+            }
+            // Told since: a fresh slot goes to the back of the line.
+            self.listeners.remove(key);
+        }
+        self.listeners.push_back(Listener::Waiting {
+            waker: waker.clone(),
+            handle,
+        })
+    }
+
+    /// Frees a `Stream` receive's listener slot; returns its waker, if it had
+    /// not been told, for the caller to drop after unlocking.
+    pub(crate) fn unlisten(&mut self, key: usize) -> Option<Waker> {
+        match self.listeners.remove(key) {
+            Listener::Waiting { waker, .. } => Some(waker),
+            Listener::Told => None,
         }
     }
 
@@ -287,42 +417,37 @@ impl<T> State<T> {
             Ok(()) => None,
             Err(item) => {
                 self.buffer.push_front(item);
+                self.tell_listeners(wake);
                 None
             }
         }
     }
 
     /// Closes one sender handle: its blocked sends get their items back with
-    /// `Closed`; if it was the last one, blocked receivers get `EndOfStream`
-    /// (they wait only on an empty buffer, so there is nothing left to drain).
+    /// `Closed`; if it was the last one and no item is committed to a receive
+    /// still under way, blocked receivers get `EndOfStream` (they wait only on
+    /// an empty buffer, so there is nothing left to drain). Waiters whose
+    /// scope was cancelled first get `Cancelled` instead.
     pub(crate) fn close_sender(&mut self, handle: HandleId, wake: &mut Wakeups) {
         self.open_senders -= 1;
         self.senders.unlink_where(|slot| {
             if !matches!(slot, SendSlot::Waiting { handle: h, .. } if *h == handle) {
                 return false;
             }
-            let SendSlot::Waiting { item, waker, .. } = std::mem::replace(slot, SendSlot::Taken)
-            else {
-                unreachable!()
-            };
-            *slot = SendSlot::Aborted(SendAbort::Closed, item);
-            wake.push(waker);
+            abort_send(slot, SendAbort::Closed, wake);
             true
         });
-        if self.open_senders == 0 {
-            self.receivers.unlink_where(|slot| {
-                let old = std::mem::replace(slot, RecvSlot::Aborted(RecvError::EndOfStream));
-                if let RecvSlot::Waiting { waker, .. } = old {
-                    wake.push(waker);
-                }
-                true
-            });
+        if self.is_ended() {
+            // Receivers wait only on an empty buffer: nothing left to drain.
+            self.end_receivers(wake);
         }
     }
 
-    /// Closes one receiver handle: its blocked receives get `Closed`; if it was
-    /// the last one, blocked sends get `Broken(item)` and the buffered items
-    /// are returned, for the caller to drop after unlocking (SPEC S5).
+    /// Closes one receiver handle: its blocked receives get `Closed` and its
+    /// `Stream` listener is told; if it was the last one, blocked sends get
+    /// `Broken(item)` and the buffered items are returned, for the caller to
+    /// drop after unlocking (SPEC S5). Waiters whose scope was cancelled first
+    /// get `Cancelled` instead.
     #[must_use = "the buffered items must be dropped after unlocking"]
     pub(crate) fn close_receiver(&mut self, handle: HandleId, wake: &mut Wakeups) -> VecDeque<T> {
         self.open_receivers -= 1;
@@ -330,23 +455,22 @@ impl<T> State<T> {
             if !matches!(slot, RecvSlot::Waiting { handle: h, .. } if *h == handle) {
                 return false;
             }
-            if let RecvSlot::Waiting { waker, .. } =
+            if let RecvSlot::Waiting { waker, scope, .. } =
                 std::mem::replace(slot, RecvSlot::Aborted(RecvError::Closed))
             {
+                if scope.is_cancelled() {
+                    *slot = RecvSlot::Aborted(RecvError::Cancelled);
+                }
                 wake.push(waker);
             }
             true
         });
+        self.tell_listeners_where(|h| h == handle, wake);
         if self.open_receivers > 0 {
             return VecDeque::new();
         }
         self.senders.unlink_where(|slot| {
-            let SendSlot::Waiting { item, waker, .. } = std::mem::replace(slot, SendSlot::Taken)
-            else {
-                unreachable!("a linked send slot is always waiting")
-            };
-            *slot = SendSlot::Aborted(SendAbort::Broken, item);
-            wake.push(waker);
+            abort_send(slot, SendAbort::Broken, wake);
             true
         });
         std::mem::take(&mut self.buffer)
@@ -374,4 +498,23 @@ impl<T> State<T> {
             tasks_waiting_receive: waiting_recv,
         }
     }
+}
+
+/// Aborts a linked, waiting send slot with `why` — or with `Cancelled` if its
+/// scope was effectively cancelled before this close (SPEC S12) — keeping
+/// its item for the owner.
+fn abort_send<T>(slot: &mut SendSlot<T>, why: SendAbort, wake: &mut Wakeups) {
+    let SendSlot::Waiting {
+        item, waker, scope, ..
+    } = std::mem::replace(slot, SendSlot::Taken)
+    else {
+        unreachable!("a linked send slot is always waiting")
+    };
+    let why = if scope.is_cancelled() {
+        SendAbort::Cancelled
+    } else {
+        why
+    };
+    *slot = SendSlot::Aborted(why, item);
+    wake.push(waker);
 }

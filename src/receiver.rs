@@ -1,12 +1,17 @@
 //! The receiving half: [`MemoryReceiver`], its [`Recv`] future, and its
 //! [`Stream`] implementation.
+//!
+//! A [`Recv`] waits in the stream's receiver line and can be committed to
+//! (SPEC C5). A `Stream` receive cannot: nothing tells the handle when a
+//! `next()` future is dropped, so it waits as a *listener* instead (see the
+//! `chan` module docs) and takes an item only while it is being polled.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures_core::Stream;
+use futures_core::stream::{FusedStream, Stream};
 
 use crate::blocking::block_on;
 use crate::chan::{Chan, HandleId, RecvSlot, Wakeups};
@@ -22,20 +27,52 @@ use crate::sync::{Arc, AtomicBool, Ordering};
 /// stream as broken once *every* receiver handle is closed, and at that moment
 /// the buffered items are dropped.
 ///
-/// As a [`Stream`], it yields items until the end of the stream, until this
-/// handle is closed, or until the current scope is effectively cancelled;
-/// [`recv`](MemoryReceiver::recv) tells those apart. The receive behind
-/// `poll_next` lives in the handle itself: an item committed to it while the
-/// caller stopped polling (say, a dropped `next()` future) is yielded by the
-/// handle's next `poll_next`, or put back at the head of the stream when the
-/// handle is dropped.
+/// # As a `Stream`
+///
+/// It yields items until the end of the stream or until this handle is
+/// closed (then it is terminated, see [`FusedStream`]), and yields `None`
+/// while the current scope is effectively cancelled;
+/// [`recv`](MemoryReceiver::recv) tells those apart. Each `poll_next` is a
+/// checkpoint of the scope current *at that poll*.
+///
+/// A pending `next()` does not hold a place in the receiver line, so
+/// dropping it (a `select!` branch that lost, a timeout) leaves nothing
+/// behind: no item is ever committed to it, statistics do not count it, and
+/// the handle behaves as if it had never been called. The price is that, as
+/// with async-channel's and tokio's receivers, a pending `next()` is woken
+/// when an item may be there and takes it at its next poll: a [`Recv`] future
+/// waiting at the same time is served first, and a rendezvous sender
+/// completes when that poll takes its item.
+///
+/// ```
+/// use futures::StreamExt;
+/// use scopestream::memory_stream;
+///
+/// # futures::executor::block_on(async {
+/// let (tx, mut rx) = memory_stream(4);
+/// for i in 0..3 {
+///     tx.send(i).await.unwrap();
+/// }
+/// drop(tx);
+/// assert_eq!(rx.by_ref().collect::<Vec<_>>().await, [0, 1, 2]);
+/// # });
+/// ```
 pub struct MemoryReceiver<T> {
     chan: Arc<Chan<T>>,
     id: HandleId,
     /// ORDERING: as `MemorySender::closed`.
     closed: AtomicBool,
-    /// The receive in progress through the `Stream` implementation.
-    next: RecvOp,
+    /// The `Stream` receive, while it listens between polls.
+    listening: Option<Listening>,
+    /// `poll_next` returned `None` for good: end of stream, or handle closed.
+    terminated: bool,
+}
+
+/// A `Stream` receive that found nothing: its slot in the stream's listener
+/// line, and its registration with the scope of its latest poll.
+struct Listening {
+    key: usize,
+    scope: ScopeWait,
 }
 
 impl<T> MemoryReceiver<T> {
@@ -44,7 +81,8 @@ impl<T> MemoryReceiver<T> {
             chan,
             id,
             closed: AtomicBool::new(false),
-            next: RecvOp::new(false),
+            listening: None,
+            terminated: false,
         }
     }
 
@@ -171,15 +209,15 @@ impl<T> Clone for MemoryReceiver<T> {
             chan: Arc::clone(&self.chan),
             id,
             closed: AtomicBool::new(closed),
-            next: RecvOp::new(false),
+            listening: None,
+            terminated: false,
         }
     }
 }
 
 impl<T> Drop for MemoryReceiver<T> {
     fn drop(&mut self) {
-        let mut next = std::mem::replace(&mut self.next, RecvOp::new(false));
-        next.abandon(self);
+        self.stop_listening();
         self.close();
     }
 }
@@ -192,19 +230,95 @@ impl<T> fmt::Debug for MemoryReceiver<T> {
     }
 }
 
+impl<T> MemoryReceiver<T> {
+    /// Leaves the listener line, if in it; the waker and the scope
+    /// registration are dropped outside the lock.
+    fn stop_listening(&mut self) {
+        if let Some(listening) = self.listening.take() {
+            let waker = self.chan.lock().unlisten(listening.key);
+            drop(waker);
+            drop(listening);
+        }
+    }
+
+    /// `poll_next` found nothing and is listening in slot `key`: registers
+    /// with the current scope (register, then check) and waits.
+    fn listen_in_scope(&mut self, key: usize, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let listening = match &mut self.listening {
+            Some(listening) if listening.scope.is_current() => {
+                listening.key = key;
+                listening
+            }
+            slot => {
+                // First poll, or another scope than at the last one: the old
+                // registration (if any) is dropped here, outside the lock.
+                *slot = Some(Listening {
+                    key,
+                    scope: ScopeWait::new(ScopeRef::current()),
+                });
+                slot.as_mut().expect("just set")
+            }
+        };
+        if listening.scope.register_and_check(cx) {
+            // Cancelled since the check under the lock; nothing was ever
+            // committed to a listener, so there is nothing to settle.
+            self.stop_listening();
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+}
+
 impl<T> Stream for MemoryReceiver<T> {
     type Item = T;
 
-    /// One [`recv`](MemoryReceiver::recv) per item, its scope taken at the
-    /// first poll of each; any error ends the stream (`None`).
+    /// The checks and the transfer of [`recv`](MemoryReceiver::recv), in the
+    /// scope current at this poll; `None` for any error. Finding nothing, it
+    /// listens for an item without holding a place in line (see the type's
+    /// docs), so a dropped `next()` future leaves nothing behind.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
-        let mut op = std::mem::replace(&mut this.next, RecvOp::new(false));
-        let poll = op.poll(this, cx);
-        if poll.is_pending() {
-            this.next = op;
+        let mut wake = Wakeups::default();
+        let mut state = this.chan.lock();
+        // SPEC S12's order of checks, under the lock as in `recv`.
+        let result = if current_is_cancelled() {
+            Err(RecvError::Cancelled)
+        } else if this.closed.load(Ordering::Relaxed) {
+            Err(RecvError::Closed)
+        } else {
+            match state.try_recv(&mut wake) {
+                Ok(item) => Ok(item),
+                Err(TryRecvError::EndOfStream) => Err(RecvError::EndOfStream),
+                Err(TryRecvError::Closed) => unreachable!("the handle is checked above"),
+                Err(TryRecvError::Empty) => {
+                    let key =
+                        state.listen(this.listening.as_ref().map(|l| l.key), cx.waker(), this.id);
+                    drop(state);
+                    wake.wake_all();
+                    return this.listen_in_scope(key, cx);
+                }
+            }
+        };
+        let stale = this
+            .listening
+            .take()
+            .map(|listening| (state.unlisten(listening.key), listening));
+        drop(state);
+        wake.wake_all();
+        drop(stale);
+        if matches!(result, Err(RecvError::EndOfStream | RecvError::Closed)) {
+            this.terminated = true;
         }
-        poll.map(Result::ok)
+        Poll::Ready(result.ok())
+    }
+}
+
+impl<T> FusedStream for MemoryReceiver<T> {
+    /// `true` once the stream has ended or this handle is closed: both are
+    /// final. A `None` for a cancelled scope is not (outside that scope, or
+    /// behind a shield, the stream goes on).
+    fn is_terminated(&self) -> bool {
+        self.terminated || self.is_closed()
     }
 }
 
@@ -218,8 +332,7 @@ pub struct Recv<'a, T> {
     op: RecvOp,
 }
 
-/// The state of one receive, shared by [`Recv`], `recv_blocking` and the
-/// `Stream` implementation.
+/// The state of one receive, shared by [`Recv`] and `recv_blocking`.
 struct RecvOp {
     /// While blocked: our slot in the stream's receiver line and our
     /// registration with the scope. `None` on the fast path, which then has
@@ -318,7 +431,12 @@ impl RecvOp {
         }
         // Settled by a peer, or cancelled before any item was committed.
         let slot = state.receivers.remove(key);
+        let mut wake = Wakeups::default();
+        if let RecvSlot::Delivered(_) = slot {
+            state.collected(&mut wake);
+        }
         drop(state);
+        wake.wake_all();
         // Deregisters from the scope.
         self.waiting = None;
         Poll::Ready(match slot {
@@ -337,7 +455,13 @@ impl RecvOp {
         let mut wake = Wakeups::default();
         let mut state = receiver.chan.lock();
         let orphan = match state.receivers.remove(waiting.key) {
-            RecvSlot::Delivered(item) => state.return_to_head(item, &mut wake),
+            RecvSlot::Delivered(item) => {
+                // Back at the head first, so that the stream does not end
+                // in between (SPEC S12).
+                let orphan = state.return_to_head(item, &mut wake);
+                state.collected(&mut wake);
+                orphan
+            }
             RecvSlot::Waiting { .. } | RecvSlot::Aborted(_) => None,
         };
         drop(state);

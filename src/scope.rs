@@ -971,6 +971,15 @@ impl ScopeWait {
         }
     }
 
+    /// Whether this registration is with the scope current now.
+    pub(crate) fn is_current(&self) -> bool {
+        CURRENT.with(|current| match (&*current.borrow(), &self.scope.0) {
+            (Some(a), Some(b)) => TreeArc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        })
+    }
+
     pub(crate) fn deregister(&mut self) {
         self.timer = None;
         if let (Some((key, _)), Some(node)) = (self.registered.take(), &self.scope.0) {

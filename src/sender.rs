@@ -266,6 +266,8 @@ impl<T> SendOp<T> {
                     scope: scope.clone(),
                     handle: sender.id,
                 });
+                // A `Stream` receive can take the item now.
+                state.sender_waiting(&mut wake);
                 drop(state);
                 wake.wake_all();
                 let waiting = self.waiting.insert(Waiting {

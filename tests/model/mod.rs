@@ -63,7 +63,7 @@ pub fn decode(bytes: &[u8]) -> (Option<usize>, Vec<Op>) {
 pub enum Op {
     TrySend(usize),
     TryRecv(usize),
-    /// `poll_next` once: start a receive or settle the one waiting.
+    /// `poll_next` once, as a fresh or an earlier, abandoned `next()` would.
     PollNext(usize),
     CloseSender(usize),
     CloseReceiver(usize),
@@ -73,20 +73,9 @@ pub enum Op {
     DropReceiver(usize),
 }
 
-/// The receive behind a receiver handle's `poll_next`, as the model sees it.
-#[derive(Debug, Clone, PartialEq)]
-enum Pending {
-    Idle,
-    Waiting,
-    Delivered(u32),
-    /// Ended by a close (its own handle's, or the last sender's).
-    Ended,
-}
-
 #[derive(Debug)]
 struct ModelReceiver {
     closed: bool,
-    pending: Pending,
 }
 
 #[derive(Debug)]
@@ -95,8 +84,6 @@ struct Model {
     buffer: VecDeque<u32>,
     senders: Vec<bool>, // closed?
     receivers: Vec<ModelReceiver>,
-    /// Indices of receivers whose `poll_next` waits, oldest first.
-    waiting: VecDeque<usize>,
 }
 
 impl Model {
@@ -118,19 +105,9 @@ impl Model {
             max_buffer_size: self.capacity,
             open_send_streams: self.open_senders(),
             open_receive_streams: self.open_receivers(),
+            // A pending `poll_next` is never counted (SPEC S10, S6).
             tasks_waiting_send: 0,
-            tasks_waiting_receive: self.waiting.len(),
-        }
-    }
-
-    /// Gives `item` to the oldest waiting receiver, if any.
-    fn hand_to_waiting(&mut self, item: u32) -> Result<(), u32> {
-        match self.waiting.pop_front() {
-            Some(r) => {
-                self.receivers[r].pending = Pending::Delivered(item);
-                Ok(())
-            }
-            None => Err(item),
+            tasks_waiting_receive: 0,
         }
     }
 
@@ -141,13 +118,13 @@ impl Model {
         if self.open_receivers() == 0 {
             return Err(TrySendError::Broken(item));
         }
-        match self.hand_to_waiting(item) {
-            Ok(()) => Ok(()),
-            Err(item) if self.has_room() => {
-                self.buffer.push_back(item);
-                Ok(())
-            }
-            Err(item) => Err(TrySendError::Full(item)),
+        // A pending `poll_next` is never committed to: the item is buffered
+        // if there is room, and its next poll takes it from there.
+        if self.has_room() {
+            self.buffer.push_back(item);
+            Ok(())
+        } else {
+            Err(TrySendError::Full(item))
         }
     }
 
@@ -165,63 +142,27 @@ impl Model {
         }
     }
 
+    /// SPEC S10: each poll is a fresh receive, whatever earlier polls did;
+    /// a pending one leaves nothing behind.
     fn poll_next(&mut self, r: usize) -> Poll<Option<u32>> {
-        match std::mem::replace(&mut self.receivers[r].pending, Pending::Idle) {
-            Pending::Waiting => {
-                self.receivers[r].pending = Pending::Waiting;
-                Poll::Pending
-            }
-            Pending::Delivered(item) => Poll::Ready(Some(item)),
-            Pending::Ended => Poll::Ready(None),
-            Pending::Idle => match self.try_recv(r) {
-                Ok(item) => Poll::Ready(Some(item)),
-                Err(TryRecvError::Empty) => {
-                    self.receivers[r].pending = Pending::Waiting;
-                    self.waiting.push_back(r);
-                    Poll::Pending
-                }
-                Err(_) => Poll::Ready(None),
-            },
+        match self.try_recv(r) {
+            Ok(item) => Poll::Ready(Some(item)),
+            Err(TryRecvError::Empty) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
         }
     }
 
     fn close_sender(&mut self, s: usize) {
-        if std::mem::replace(&mut self.senders[s], true) {
-            return;
-        }
-        if self.open_senders() == 0 {
-            for r in self.waiting.drain(..) {
-                self.receivers[r].pending = Pending::Ended;
-            }
-        }
+        self.senders[s] = true;
     }
 
     fn close_receiver(&mut self, r: usize) {
         if std::mem::replace(&mut self.receivers[r].closed, true) {
             return;
         }
-        if self.receivers[r].pending == Pending::Waiting {
-            self.waiting.retain(|w| *w != r);
-            self.receivers[r].pending = Pending::Ended;
-        }
         if self.open_receivers() == 0 {
             self.buffer.clear();
         }
-    }
-
-    /// Dropping a receiver handle: its pending receive is abandoned (an item
-    /// committed to it goes back to the head, S8), then the handle closes.
-    fn drop_receiver(&mut self, r: usize) {
-        match std::mem::replace(&mut self.receivers[r].pending, Pending::Idle) {
-            Pending::Waiting => self.waiting.retain(|w| *w != r),
-            Pending::Delivered(item) if self.open_receivers() > 0 => {
-                if let Err(item) = self.hand_to_waiting(item) {
-                    self.buffer.push_front(item);
-                }
-            }
-            _ => {}
-        }
-        self.close_receiver(r);
     }
 }
 
@@ -248,11 +189,7 @@ pub fn run(capacity: Option<usize>, ops: Vec<Op>) -> Result<(), String> {
         capacity,
         buffer: VecDeque::new(),
         senders: vec![false],
-        receivers: vec![ModelReceiver {
-            closed: false,
-            pending: Pending::Idle,
-        }],
-        waiting: VecDeque::new(),
+        receivers: vec![ModelReceiver { closed: false }],
     };
     let mut next_item = 0u32;
     let mut cx = Context::from_waker(Waker::noop());
@@ -299,10 +236,7 @@ pub fn run(capacity: Option<usize>, ops: Vec<Op>) -> Result<(), String> {
                 let Some(r) = pick(nr, i) else { continue };
                 real.receivers.push(real.receivers[r].clone());
                 let closed = model.receivers[r].closed;
-                model.receivers.push(ModelReceiver {
-                    closed,
-                    pending: Pending::Idle,
-                });
+                model.receivers.push(ModelReceiver { closed });
             }
             Op::DropSender(i) => {
                 let Some(s) = pick(ns, i) else { continue };
@@ -313,13 +247,8 @@ pub fn run(capacity: Option<usize>, ops: Vec<Op>) -> Result<(), String> {
             Op::DropReceiver(i) => {
                 let Some(r) = pick(nr, i) else { continue };
                 drop(real.receivers.remove(r));
-                model.drop_receiver(r);
+                model.close_receiver(r);
                 model.receivers.remove(r);
-                for w in model.waiting.iter_mut() {
-                    if *w > r {
-                        *w -= 1;
-                    }
-                }
             }
         }
         let stats = match (real.senders.first(), real.receivers.first()) {
