@@ -747,3 +747,105 @@ fn statistics_vs_dropped_waiter() {
 fn statistics_vs_closed_waiter() {
     statistics_vs_ending_waiter(End::Close);
 }
+
+// ── 12. A `Stream` receive: told of an item, or abandoned while one comes ─
+
+/// A pending `next()` is told of an item sent from another thread: no
+/// lost wake-up between its registration and the send (rendezvous: the
+/// sender waits, and the stream's next poll takes its item).
+fn pending_next_vs_send(size: usize) {
+    model(move || {
+        let ledger = Ledger::default();
+        let (tx, mut rx) = memory_stream(size);
+        let item = ledger.item(1);
+        let sender = thread::spawn(move || block_on(tx.send(item)).is_ok());
+        assert_eq!(
+            block_on(futures::StreamExt::next(&mut rx)).map(|i| i.id),
+            Some(1)
+        );
+        assert!(sender.join().unwrap());
+        assert_eq!(block_on(futures::StreamExt::next(&mut rx)), None);
+        assert_eq!(ledger.dropped(), 1);
+    });
+}
+
+#[test]
+fn stream_pending_next_vs_send_buffer_0() {
+    pending_next_vs_send(0);
+}
+
+#[test]
+fn stream_pending_next_vs_send_buffer_1() {
+    pending_next_vs_send(1);
+}
+
+/// A `next()` is polled once and dropped while a send runs on another
+/// thread: whichever comes first, nothing was committed to it, the item goes
+/// to the handle's next `recv`, and nothing is left waiting or counted.
+fn abandoned_next_vs_send(size: usize) {
+    model(move || {
+        let ledger = Ledger::default();
+        let (tx, mut rx) = memory_stream(size);
+        let stats = tx.clone();
+        let item = ledger.item(1);
+        let sender = thread::spawn(move || block_on(tx.send(item)).is_ok());
+        {
+            let mut next = futures::StreamExt::next(&mut rx);
+            if let Poll::Ready(got) = poll_once(&mut next) {
+                // The sender came first (buffered, or waiting to rendezvous).
+                assert_eq!(got.map(|i| i.id), Some(1));
+                drop(next);
+                assert!(sender.join().unwrap());
+                assert_eq!(ledger.dropped(), 1);
+                return;
+            }
+        }
+        assert_eq!(stats.statistics().tasks_waiting_receive, 0);
+        assert_eq!(block_on(rx.recv()).map(|i| i.id), Ok(1));
+        assert!(sender.join().unwrap());
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        assert_eq!(ledger.dropped(), 1);
+    });
+}
+
+#[test]
+fn stream_abandoned_next_vs_send_buffer_0() {
+    abandoned_next_vs_send(0);
+}
+
+#[test]
+fn stream_abandoned_next_vs_send_buffer_1() {
+    abandoned_next_vs_send(1);
+}
+
+/// As above, and the abandoning handle is then dropped while the send is
+/// under way: its clone receives the item exactly once.
+fn abandoned_next_then_handle_dropped_vs_send(size: usize) {
+    model(move || {
+        let ledger = Ledger::default();
+        let (tx, mut rx) = memory_stream(size);
+        let other = rx.clone();
+        let item = ledger.item(1);
+        let sender = thread::spawn(move || block_on(tx.send(item)).is_ok());
+        let got = poll_once(&mut futures::StreamExt::next(&mut rx));
+        drop(rx);
+        let got = match got {
+            Poll::Ready(got) => got.map(|i| i.id),
+            Poll::Pending => block_on(other.recv()).ok().map(|i| i.id),
+        };
+        assert_eq!(got, Some(1));
+        assert!(sender.join().unwrap());
+        assert_eq!(other.try_recv(), Err(TryRecvError::EndOfStream));
+        assert_eq!(ledger.dropped(), 1);
+    });
+}
+
+#[test]
+fn stream_abandoned_next_then_handle_dropped_vs_send_buffer_0() {
+    abandoned_next_then_handle_dropped_vs_send(0);
+}
+
+#[test]
+fn stream_abandoned_next_then_handle_dropped_vs_send_buffer_1() {
+    abandoned_next_then_handle_dropped_vs_send(1);
+}
