@@ -1,6 +1,7 @@
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 //! Criterion benchmarks of the core paths: uncontended transfers, a
-//! rendezvous across threads, and a receive cancelled by its scope. The
+//! rendezvous across threads, a receive cancelled by its scope, and a
+//! consumer loop through `recv()` against one through the `Stream`. The
 //! side-by-side comparison with other channels lives in its own benchmark.
 
 use std::future::Future;
@@ -71,5 +72,62 @@ fn cancelled_receive(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, uncontended, rendezvous_threads, cancelled_receive);
+/// A producer task and a consumer loop on tokio's current-thread runtime:
+/// `while let Ok(x) = rx.recv().await` against `while let Some(x) =
+/// rx.next().await`, which waits as a listener rather than in line.
+fn stream_vs_recv(c: &mut Criterion) {
+    use futures::StreamExt;
+    const ITEMS: u64 = 1000;
+    let mut group = c.benchmark_group("consumer loop, 1000 items");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for size in [0, 1, 64] {
+        group.bench_function(format!("recv()/buffer {size}"), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let (tx, rx) = memory_stream::<u64>(size);
+                    let producer = tokio::spawn(async move {
+                        for i in 0..ITEMS {
+                            tx.send(i).await.unwrap();
+                        }
+                    });
+                    let mut sum = 0;
+                    while let Ok(x) = rx.recv().await {
+                        sum += x;
+                    }
+                    producer.await.unwrap();
+                    black_box(sum)
+                })
+            })
+        });
+        group.bench_function(format!("next()/buffer {size}"), |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let (tx, mut rx) = memory_stream::<u64>(size);
+                    let producer = tokio::spawn(async move {
+                        for i in 0..ITEMS {
+                            tx.send(i).await.unwrap();
+                        }
+                    });
+                    let mut sum = 0;
+                    while let Some(x) = rx.next().await {
+                        sum += x;
+                    }
+                    producer.await.unwrap();
+                    black_box(sum)
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    uncontended,
+    rendezvous_threads,
+    cancelled_receive,
+    stream_vs_recv
+);
 criterion_main!(benches);

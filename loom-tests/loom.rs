@@ -1,8 +1,9 @@
 //! Loom models of the interleavings that decide the crate's guarantees.
 //!
-//! Run with `cargo test --release --features loom --test loom`. The feature
-//! swaps every primitive in `src/sync.rs` for loom's, so these models check
-//! the real code. Each model has two or three threads and at most two items,
+//! Run with `cargo test --features loom` (everything the feature affects:
+//! these models and the doc tests), or `cargo test --release --features loom
+//! --test loom` for the models alone. Inside a model every primitive in
+//! `src/sync.rs` is loom's, so these models check the real code. Each model has two or three threads and at most two items,
 //! asserts the exact set of outcomes it allows, and counts item drops so that
 //! a lost or doubly dropped item fails it. Every model is exhaustive (no
 //! preemption bound) unless a bound is stated next to it.
@@ -61,9 +62,9 @@ fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
     Pin::new(fut).poll(&mut Context::from_waker(Waker::noop()))
 }
 
-/// Runs `f` exhaustively.
+/// Runs `f` exhaustively, with the crate's primitives loom's.
 fn model(f: impl Fn() + Sync + Send + 'static) {
-    loom::model(f);
+    scopestream::__loom::model(f);
 }
 
 // ── 1. Rendezvous hand-off ───────────────────────────────────────────────
@@ -206,7 +207,7 @@ fn send_then_cancel_vs_blocked_recv() {
 fn cancel_concurrent_with_send_vs_blocked_recv() {
     let mut model = loom::model::Builder::new();
     model.preemption_bound = Some(5);
-    model.check(|| cancelled_recv_vs_send(Race::Concurrent));
+    scopestream::__loom::check(&model, || cancelled_recv_vs_send(Race::Concurrent));
 }
 
 /// The same races with a deadline that passes (moved into the past) instead
@@ -436,7 +437,7 @@ fn unshield_wakes_blocked_recv() {
 fn outer_cancel_vs_unshield_wakes_blocked_recv() {
     let mut model = loom::model::Builder::new();
     model.preemption_bound = Some(5);
-    model.check(|| {
+    scopestream::__loom::check(&model, || {
         let (tx, rx) = memory_stream::<u32>(0);
         let outer = CancelScope::new();
         let shield = CancelScope::shielded();

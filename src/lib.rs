@@ -130,6 +130,25 @@ pub fn unbounded_memory_stream<T>() -> (MemorySender<T>, MemoryReceiver<T>) {
     new_stream(None)
 }
 
+/// For the crate's own loom models only (`loom-tests/`); not part of the API.
+#[cfg(feature = "loom")]
+#[doc(hidden)]
+pub mod __loom {
+    /// Runs `f` as a loom model, every interleaving of it, with the crate's
+    /// primitives made by loom (see `src/sync.rs`). Outside such a call the
+    /// `loom` build uses std's, so its doc tests run on real threads.
+    pub fn model(f: impl Fn() + Sync + Send + 'static) {
+        check(&loom::model::Builder::new(), f);
+    }
+
+    /// [`model`] with the exploration settings of `builder` (a preemption
+    /// bound, say).
+    pub fn check(builder: &loom::model::Builder, f: impl Fn() + Sync + Send + 'static) {
+        crate::sync::enter_model_checking();
+        builder.check(f);
+    }
+}
+
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

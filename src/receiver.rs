@@ -42,7 +42,13 @@ use crate::sync::{Arc, AtomicBool, Ordering};
 /// with async-channel's and tokio's receivers, a pending `next()` is woken
 /// when an item may be there and takes it at its next poll: a [`Recv`] future
 /// waiting at the same time is served first, and a rendezvous sender
-/// completes when that poll takes its item.
+/// completes when that poll takes its item. With items ready (a buffer that
+/// is rarely empty) a `next()` loop costs what a `recv()` loop does; when the
+/// consumer keeps up with the producer, every item costs one more hand-shake
+/// than a committed receive (`cargo bench --bench core -- "consumer loop"`
+/// measured 1.8× a `recv()` loop per item for a rendezvous, 1.3× for a buffer
+/// of 1, and 0.8× for a buffer of 64), so a hot rendezvous consumer is better
+/// written `while let Ok(x) = rx.recv().await`.
 ///
 /// ```
 /// use futures::StreamExt;

@@ -52,31 +52,236 @@ mod imp {
     }
 }
 
+/// The `loom` build: every primitive is loom's when it is made inside a loom
+/// model, and std's otherwise.
+///
+/// One build of the library serves both the models in `loom-tests/` and
+/// everything else that `cargo test --features loom` runs — the doc tests,
+/// which use real threads, runtimes and timers, where loom's primitives
+/// would panic ("outside a Loom model"). The models announce themselves
+/// through [`crate::__loom::model`]; each primitive picks its side when it
+/// is made (a thread-local, at each access) and keeps it, so the crate's code
+/// is the same on both sides and the models check the real thing. The
+/// dispatch costs a branch per operation, only in this build.
 #[cfg(feature = "loom")]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-    pub(crate) use loom::sync::Arc;
-    pub(crate) use loom::thread::{current as current_thread, park, Thread};
-    pub(crate) use loom::thread_local;
+    use std::ops::{Deref, DerefMut};
+    pub(crate) use std::sync::atomic::Ordering;
 
-    /// loom's mutex behind the same poison-ignoring `lock` as the std build.
+    static MODEL_CHECKING: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+
+    /// From now on, primitives are loom's: this process runs loom models.
+    pub(crate) fn enter_model_checking() {
+        MODEL_CHECKING.store(true, Ordering::SeqCst);
+    }
+
+    #[inline]
+    pub(crate) fn model_checking() -> bool {
+        MODEL_CHECKING.load(Ordering::Relaxed)
+    }
+
+    macro_rules! dual_atomic {
+        ($name:ident, $t:ty, $($op:ident($arg:ident)),*) => {
+            #[derive(Debug)]
+            pub(crate) enum $name {
+                Std(std::sync::atomic::$name),
+                Loom(loom::sync::atomic::$name),
+            }
+
+            impl $name {
+                pub(crate) fn new(value: $t) -> Self {
+                    if model_checking() {
+                        Self::Loom(loom::sync::atomic::$name::new(value))
+                    } else {
+                        Self::Std(std::sync::atomic::$name::new(value))
+                    }
+                }
+
+                pub(crate) fn load(&self, order: Ordering) -> $t {
+                    match self {
+                        Self::Std(a) => a.load(order),
+                        Self::Loom(a) => a.load(order),
+                    }
+                }
+
+                #[allow(dead_code)] // not every atomic is stored to
+                pub(crate) fn store(&self, value: $t, order: Ordering) {
+                    match self {
+                        Self::Std(a) => a.store(value, order),
+                        Self::Loom(a) => a.store(value, order),
+                    }
+                }
+
+                $(
+                    pub(crate) fn $op(&self, $arg: $t, order: Ordering) -> $t {
+                        match self {
+                            Self::Std(a) => a.$op($arg, order),
+                            Self::Loom(a) => a.$op($arg, order),
+                        }
+                    }
+                )*
+            }
+        };
+    }
+
+    dual_atomic!(AtomicBool, bool, swap(value));
+    dual_atomic!(AtomicU8, u8, fetch_or(bits), fetch_and(bits));
+
+    /// A shared pointer: loom's (which checks for leaks) or std's.
+    pub(crate) enum Arc<T> {
+        Std(std::sync::Arc<T>),
+        Loom(loom::sync::Arc<T>),
+    }
+
+    impl<T> Arc<T> {
+        pub(crate) fn new(value: T) -> Self {
+            if model_checking() {
+                Self::Loom(loom::sync::Arc::new(value))
+            } else {
+                Self::Std(std::sync::Arc::new(value))
+            }
+        }
+    }
+
+    impl<T> Clone for Arc<T> {
+        fn clone(&self) -> Self {
+            match self {
+                Self::Std(a) => Self::Std(std::sync::Arc::clone(a)),
+                Self::Loom(a) => Self::Loom(loom::sync::Arc::clone(a)),
+            }
+        }
+    }
+
+    impl<T> Deref for Arc<T> {
+        type Target = T;
+
+        fn deref(&self) -> &T {
+            match self {
+                Self::Std(a) => a,
+                Self::Loom(a) => a,
+            }
+        }
+    }
+
+    /// loom's mutex, or the std build's parking_lot one, behind the same
+    /// poison-ignoring `lock`.
     #[derive(Debug)]
-    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+    pub(crate) enum Mutex<T> {
+        Std(parking_lot::Mutex<T>),
+        Loom(loom::sync::Mutex<T>),
+    }
 
-    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+    pub(crate) enum MutexGuard<'a, T> {
+        Std(parking_lot::MutexGuard<'a, T>),
+        Loom(loom::sync::MutexGuard<'a, T>),
+    }
 
     impl<T> Mutex<T> {
         pub(crate) fn new(value: T) -> Self {
-            Self(loom::sync::Mutex::new(value))
+            if model_checking() {
+                Self::Loom(loom::sync::Mutex::new(value))
+            } else {
+                Self::Std(parking_lot::Mutex::new(value))
+            }
         }
 
-        #[inline]
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-            self.0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+            match self {
+                Self::Std(m) => MutexGuard::Std(m.lock()),
+                Self::Loom(m) => {
+                    MutexGuard::Loom(m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+                }
+            }
         }
     }
+
+    impl<T> Deref for MutexGuard<'_, T> {
+        type Target = T;
+
+        fn deref(&self) -> &T {
+            match self {
+                Self::Std(g) => g,
+                Self::Loom(g) => g,
+            }
+        }
+    }
+
+    impl<T> DerefMut for MutexGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            match self {
+                Self::Std(g) => g,
+                Self::Loom(g) => g,
+            }
+        }
+    }
+
+    pub(crate) enum Thread {
+        Std(std::thread::Thread),
+        Loom(loom::thread::Thread),
+    }
+
+    impl Thread {
+        pub(crate) fn unpark(&self) {
+            match self {
+                Self::Std(t) => t.unpark(),
+                Self::Loom(t) => t.unpark(),
+            }
+        }
+    }
+
+    pub(crate) fn current_thread() -> Thread {
+        if model_checking() {
+            Thread::Loom(loom::thread::current())
+        } else {
+            Thread::Std(std::thread::current())
+        }
+    }
+
+    pub(crate) fn park() {
+        if model_checking() {
+            loom::thread::park();
+        } else {
+            std::thread::park();
+        }
+    }
+
+    /// A thread-local with one copy on each side.
+    pub(crate) struct LocalKey<T: 'static> {
+        pub(crate) std: &'static std::thread::LocalKey<T>,
+        pub(crate) loom: &'static loom::thread::LocalKey<T>,
+    }
+
+    impl<T: 'static> LocalKey<T> {
+        pub(crate) fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
+            if model_checking() {
+                self.loom.with(f)
+            } else {
+                self.std.with(f)
+            }
+        }
+
+        pub(crate) fn try_with<R>(&'static self, f: impl FnOnce(&T) -> R) -> Result<R, ()> {
+            if model_checking() {
+                self.loom.try_with(f).map_err(drop)
+            } else {
+                self.std.try_with(f).map_err(drop)
+            }
+        }
+    }
+
+    macro_rules! dual_thread_local {
+        ($(#[$attr:meta])* static $name:ident: $t:ty = $init:expr;) => {
+            $(#[$attr])*
+            static $name: $crate::sync::LocalKey<$t> = {
+                std::thread_local! { static STD: $t = $init; }
+                loom::thread_local! { static LOOM: $t = $init; }
+                $crate::sync::LocalKey { std: &STD, loom: &LOOM }
+            };
+        };
+    }
+
+    pub(crate) use dual_thread_local as thread_local;
 }
 
 pub(crate) use imp::*;
@@ -93,7 +298,7 @@ macro_rules! const_thread_local {
 #[cfg(feature = "loom")]
 macro_rules! const_thread_local {
     ($(#[$attr:meta])* static $name:ident: $t:ty = $init:expr;) => {
-        loom::thread_local! { $(#[$attr])* static $name: $t = $init; }
+        $crate::sync::thread_local! { $(#[$attr])* static $name: $t = $init; }
     };
 }
 

@@ -15,19 +15,20 @@
 //! clock except in a runtime whose time is paused; deadlines then follow the
 //! paused clock, as tokio's own timeouts do.
 //!
-//! Under `--features loom` there is no backend: the models use deadlines
-//! that are already past or far away, which need no timer.
+//! Inside a loom model there is no backend: the models use deadlines that
+//! are already past or far away, which need no timer. (Elsewhere in the
+//! `loom` build — the doc tests — the backends work as usual.)
 
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Now, on the clock deadlines are compared with.
 pub(crate) fn now() -> Instant {
-    #[cfg(all(feature = "tokio", not(feature = "loom")))]
+    #[cfg(feature = "tokio")]
     {
         tokio::time::Instant::now().into_std()
     }
-    #[cfg(not(all(feature = "tokio", not(feature = "loom"))))]
+    #[cfg(not(feature = "tokio"))]
     {
         Instant::now()
     }
@@ -41,9 +42,9 @@ pub(crate) struct Timer {
 }
 
 enum Backend {
-    #[cfg(all(feature = "tokio", not(feature = "loom")))]
+    #[cfg(feature = "tokio")]
     Tokio(std::pin::Pin<Box<tokio::time::Sleep>>),
-    #[cfg(all(feature = "async-io", not(feature = "loom")))]
+    #[cfg(feature = "async-io")]
     AsyncIo(async_io::Timer),
     /// No timer available: the deadline is noticed when something else wakes
     /// the operation.
@@ -68,11 +69,11 @@ impl Timer {
     pub(crate) fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
         match &mut self.backend {
-            #[cfg(all(feature = "tokio", not(feature = "loom")))]
+            #[cfg(feature = "tokio")]
             Backend::Tokio(sleep) => sleep
                 .as_mut()
                 .reset(tokio::time::Instant::from_std(deadline)),
-            #[cfg(all(feature = "async-io", not(feature = "loom")))]
+            #[cfg(feature = "async-io")]
             Backend::AsyncIo(timer) => timer.set_at(deadline),
             Backend::Never => {}
         }
@@ -81,9 +82,9 @@ impl Timer {
     /// `Ready` once the deadline has passed on the backend's clock.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match &mut self.backend {
-            #[cfg(all(feature = "tokio", not(feature = "loom")))]
+            #[cfg(feature = "tokio")]
             Backend::Tokio(sleep) => std::future::Future::poll(sleep.as_mut(), cx),
-            #[cfg(all(feature = "async-io", not(feature = "loom")))]
+            #[cfg(feature = "async-io")]
             Backend::AsyncIo(timer) => {
                 std::future::Future::poll(std::pin::Pin::new(timer), cx).map(drop)
             }
@@ -98,13 +99,17 @@ impl Timer {
 impl Backend {
     #[allow(unreachable_code)] // which arms are reachable depends on features
     fn new(deadline: Instant) -> Self {
-        #[cfg(all(feature = "tokio", not(feature = "loom")))]
+        #[cfg(feature = "loom")]
+        if crate::sync::model_checking() {
+            return Backend::Never;
+        }
+        #[cfg(feature = "tokio")]
         if tokio::runtime::Handle::try_current().is_ok() {
             return Backend::Tokio(Box::pin(tokio::time::sleep_until(
                 tokio::time::Instant::from_std(deadline),
             )));
         }
-        #[cfg(all(feature = "async-io", not(feature = "loom")))]
+        #[cfg(feature = "async-io")]
         return Backend::AsyncIo(async_io::Timer::at(deadline));
         let _ = deadline;
         Backend::Never
