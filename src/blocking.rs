@@ -11,7 +11,7 @@
 //! there is no such phase: it would only add states.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc as WakerArc;
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -38,33 +38,48 @@ impl Wake for Parker {
 
 thread_local! {
     /// This thread's waker, made once and reused by every blocking call.
-    static WAKER: (WakerArc<Parker>, Waker) = {
-        let parker = WakerArc::new(Parker {
-            thread: current_thread(),
-            notified: AtomicBool::new(false),
-        });
-        let waker = Waker::from(WakerArc::clone(&parker));
-        (parker, waker)
-    };
+    static WAKER: (WakerArc<Parker>, Waker) = new_waker();
+}
+
+fn new_waker() -> (WakerArc<Parker>, Waker) {
+    let parker = WakerArc::new(Parker {
+        thread: current_thread(),
+        notified: AtomicBool::new(false),
+    });
+    let waker = Waker::from(WakerArc::clone(&parker));
+    (parker, waker)
 }
 
 /// Polls `fut` until it completes, parking the thread while it is pending.
+///
+/// Called while this thread's thread-locals are being destroyed (from
+/// another thread-local's destructor), it uses a waker made for this call.
 pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
-    WAKER.with(|(parker, waker)| {
-        let mut cx = Context::from_waker(waker);
-        loop {
-            if let Poll::Ready(output) = fut.as_mut().poll(&mut cx) {
-                return output;
-            }
-            wait_briefly(&parker.notified);
-            // A wake-up between the poll and here leaves `notified` set, and
-            // an unpark before `park` makes `park` return at once.
-            while !parker.notified.swap(false, Ordering::Acquire) {
-                park();
-            }
+    let mut output = None;
+    let with_cached = WAKER.try_with(|(parker, waker)| {
+        output = Some(run(fut.as_mut(), parker, waker));
+    });
+    if with_cached.is_err() {
+        let (parker, waker) = new_waker();
+        output = Some(run(fut.as_mut(), &parker, &waker));
+    }
+    output.expect("the future ran to completion")
+}
+
+fn run<F: Future>(mut fut: Pin<&mut F>, parker: &Parker, waker: &Waker) -> F::Output {
+    let mut cx = Context::from_waker(waker);
+    loop {
+        if let Poll::Ready(output) = fut.as_mut().poll(&mut cx) {
+            return output;
         }
-    })
+        wait_briefly(&parker.notified);
+        // A wake-up between the poll and here leaves `notified` set, and
+        // an unpark before `park` makes `park` return at once.
+        while !parker.notified.swap(false, Ordering::Acquire) {
+            park();
+        }
+    }
 }
 
 /// Spins, then yields, until `notified` is set or the budget runs out:

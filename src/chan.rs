@@ -55,6 +55,17 @@
 //! closed, the buffer is empty *and* nothing is committed; until then a
 //! receive waits (SPEC S12).
 //!
+//! # User code
+//!
+//! Wakers and items are user code: a waker may panic, or own a handle of this
+//! very stream and use it when dropped. None of it runs under the lock. Wakers
+//! are collected into [`Wakeups`] and woken after unlocking (every one, even
+//! if one panics); items, replaced wakers and settled slots are handed out
+//! to be dropped after unlocking. A slot's `ScopeRef` may be dropped under
+//! the lock: its owner's registration holds the same scope for as long as
+//! the slot exists, so that drop never frees a scope (which would drop the
+//! wakers registered there).
+//!
 //! An operation's first poll checks its scope, checks its handle and tries
 //! the transfer in **one** critical section, so a cancellation that happened
 //! before any stream change the operation can observe is observed too.
@@ -75,7 +86,9 @@
 //!   room refills it from the waiting senders. So *a sender waiting ⇒ the
 //!   buffer is full*.
 
+use std::any::Any;
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
 
 use crate::error::{RecvError, TryRecvError};
@@ -164,14 +177,31 @@ impl Wakeups {
         }
     }
 
+    /// Wakes every collected waker, even if one of them panics; the first
+    /// panic then propagates once all are woken.
     #[inline]
     pub(crate) fn wake_all(self) {
-        if let Some(first) = self.first {
-            first.wake();
-            for waker in self.rest {
-                waker.wake();
+        if let Err(panic) = self.wake_all_catching() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    /// [`wake_all`](Wakeups::wake_all), handing the first panic back to the
+    /// caller instead of propagating it, for callers that must first put
+    /// something in order (an item in hand back into the stream).
+    #[inline]
+    pub(crate) fn wake_all_catching(self) -> Result<(), Box<dyn Any + std::marker::Send>> {
+        let Some(first) = self.first else {
+            return Ok(());
+        };
+        let mut panic = catch_unwind(AssertUnwindSafe(|| first.wake())).err();
+        for waker in self.rest {
+            let result = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+            if let (None, Err(caught)) = (&panic, result) {
+                panic = Some(caught);
             }
         }
+        panic.map_or(Ok(()), Err)
     }
 }
 
@@ -379,22 +409,28 @@ impl<T> State<T> {
 
     /// A `Stream` receive on `handle` found nothing: keeps (or puts) it in
     /// the listener line with `waker`. `key` is its slot from an earlier
-    /// poll, if any; returns the slot's key.
-    pub(crate) fn listen(&mut self, key: Option<usize>, waker: &Waker, handle: HandleId) -> usize {
+    /// poll, if any. Returns the slot's key, and the waker it replaced, for
+    /// the caller to drop after unlocking.
+    pub(crate) fn listen(
+        &mut self,
+        key: Option<usize>,
+        waker: &Waker,
+        handle: HandleId,
+    ) -> (usize, Option<Waker>) {
         if let Some(key) = key {
             if let Listener::Waiting { waker: stored, .. } = self.listeners.get_mut(key) {
-                if !stored.will_wake(waker) {
-                    stored.clone_from(waker);
-                }
-                return key;
+                let old =
+                    (!stored.will_wake(waker)).then(|| std::mem::replace(stored, waker.clone()));
+                return (key, old);
             }
             // Told since: a fresh slot goes to the back of the line.
             self.listeners.remove(key);
         }
-        self.listeners.push_back(Listener::Waiting {
+        let key = self.listeners.push_back(Listener::Waiting {
             waker: waker.clone(),
             handle,
-        })
+        });
+        (key, None)
     }
 
     /// Frees a `Stream` receive's listener slot; returns its waker, if it had

@@ -154,8 +154,23 @@ impl<T> MemoryReceiver<T> {
         }
         let result = state.try_recv(&mut wake);
         drop(state);
-        wake.wake_all();
-        result
+        result.map(|item| self.wake_keeping(wake, item))
+    }
+
+    /// Wakes what a receive collected, and hands over `item`. If a waker
+    /// panics, `item` goes back to the head of the stream first (where the
+    /// next receive gets it), so the panic loses nothing.
+    fn wake_keeping(&self, wake: Wakeups, item: T) -> T {
+        match wake.wake_all_catching() {
+            Ok(()) => item,
+            Err(panic) => {
+                let mut wake = Wakeups::default();
+                let orphan = self.chan.lock().return_to_head(item, &mut wake);
+                drop(orphan);
+                drop(wake.wake_all_catching());
+                std::panic::resume_unwind(panic)
+            }
+        }
     }
 
     /// Receives an item, parking the thread until one comes.
@@ -199,6 +214,14 @@ impl<T> MemoryReceiver<T> {
         self.chan.lock().statistics()
     }
 }
+
+// Unwind safety: the stream's state sits behind a lock that no user code
+// runs under (wakers are woken, and items and wakers dropped, after it is
+// released), so every critical section leaves the state consistent even if
+// a panic follows, and the lock has no poisoning. A handle used again after
+// `catch_unwind` sees a consistent stream, as with std's `Arc<Mutex<_>>`.
+impl<T> std::panic::UnwindSafe for MemoryReceiver<T> {}
+impl<T> std::panic::RefUnwindSafe for MemoryReceiver<T> {}
 
 impl<T> Clone for MemoryReceiver<T> {
     /// Another handle to the same stream; a clone of a closed handle is closed.
@@ -297,9 +320,10 @@ impl<T> Stream for MemoryReceiver<T> {
                 Err(TryRecvError::EndOfStream) => Err(RecvError::EndOfStream),
                 Err(TryRecvError::Closed) => unreachable!("the handle is checked above"),
                 Err(TryRecvError::Empty) => {
-                    let key =
+                    let (key, old_waker) =
                         state.listen(this.listening.as_ref().map(|l| l.key), cx.waker(), this.id);
                     drop(state);
+                    drop(old_waker);
                     wake.wake_all();
                     return this.listen_in_scope(key, cx);
                 }
@@ -310,12 +334,11 @@ impl<T> Stream for MemoryReceiver<T> {
             .take()
             .map(|listening| (state.unlisten(listening.key), listening));
         drop(state);
-        wake.wake_all();
         drop(stale);
         if matches!(result, Err(RecvError::EndOfStream | RecvError::Closed)) {
             this.terminated = true;
         }
-        Poll::Ready(result.ok())
+        Poll::Ready(result.map(|item| this.wake_keeping(wake, item)).ok())
     }
 }
 
@@ -387,8 +410,7 @@ impl RecvOp {
         match state.try_recv(&mut wake) {
             Ok(item) => {
                 drop(state);
-                wake.wake_all();
-                Poll::Ready(Ok(item))
+                Poll::Ready(Ok(receiver.wake_keeping(wake, item)))
             }
             Err(TryRecvError::EndOfStream) => Poll::Ready(Err(RecvError::EndOfStream)),
             Err(TryRecvError::Closed) => unreachable!("the handle is checked above"),
@@ -404,11 +426,13 @@ impl RecvOp {
                     handle: receiver.id,
                 });
                 drop(state);
-                wake.wake_all();
+                // Recorded before any waker runs: if one panics, our `Drop`
+                // still finds the slot and frees it.
                 let waiting = self.waiting.insert(Waiting {
                     key,
                     scope: ScopeWait::new(scope),
                 });
+                wake.wake_all();
                 if waiting.scope.register_and_check(cx) {
                     // Cancelled while we queued: settle it under the lock.
                     return self.poll(receiver, cx);
@@ -430,7 +454,9 @@ impl RecvOp {
         if let RecvSlot::Waiting { waker, .. } = state.receivers.get_mut(key) {
             if !cancelled {
                 if !waker.will_wake(cx.waker()) {
-                    waker.clone_from(cx.waker());
+                    let old = std::mem::replace(waker, cx.waker().clone());
+                    drop(state);
+                    drop(old); // user code: not under the lock
                 }
                 return Poll::Pending;
             }
@@ -442,11 +468,10 @@ impl RecvOp {
             state.collected(&mut wake);
         }
         drop(state);
-        wake.wake_all();
         // Deregisters from the scope.
         self.waiting = None;
         Poll::Ready(match slot {
-            RecvSlot::Delivered(item) => Ok(item),
+            RecvSlot::Delivered(item) => Ok(receiver.wake_keeping(wake, item)),
             RecvSlot::Waiting { .. } => Err(RecvError::Cancelled),
             RecvSlot::Aborted(err) => Err(err),
         })
@@ -460,21 +485,21 @@ impl RecvOp {
         };
         let mut wake = Wakeups::default();
         let mut state = receiver.chan.lock();
-        let orphan = match state.receivers.remove(waiting.key) {
+        let (orphan, settled) = match state.receivers.remove(waiting.key) {
             RecvSlot::Delivered(item) => {
                 // Back at the head first, so that the stream does not end
                 // in between (SPEC S12).
                 let orphan = state.return_to_head(item, &mut wake);
                 state.collected(&mut wake);
-                orphan
+                (orphan, None)
             }
-            RecvSlot::Waiting { .. } | RecvSlot::Aborted(_) => None,
+            // Its waker is dropped after unlocking.
+            slot => (None, Some(slot)),
         };
         drop(state);
-        wake.wake_all();
-        drop(waiting);
         // Every receiver is closed: the stream drops the item (SPEC S5).
-        drop(orphan);
+        let _drop_after_waking = (orphan, settled, waiting);
+        wake.wake_all();
     }
 }
 

@@ -118,11 +118,27 @@ use crate::waitlist::WaitList;
 /// The scope returned by [`CancelScope::current`] outside any `run` is the
 /// *root*: it is never cancelled, and `cancel`/`set_shield`/`set_deadline` on
 /// it do nothing.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct CancelScope {
     /// `None` is the root.
     node: Option<TreeArc<Node>>,
 }
+
+impl Default for CancelScope {
+    /// A new scope, as [`CancelScope::new`] (not the root, which is
+    /// [`CancelScope::current`] outside any `run`).
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// Unwind safety: a handle is a reference to a node whose flags are atomics
+// and whose other state sits behind a lock that no user code ever runs
+// under (wakers are woken and dropped after it), so a panic caught while a
+// handle is borrowed cannot leave the scope half-updated; as with std's
+// `Arc<Mutex<_>>`, the handle may be used again after `catch_unwind`.
+impl std::panic::UnwindSafe for CancelScope {}
+impl std::panic::RefUnwindSafe for CancelScope {}
 
 /// `Node::flags`: `cancel()` was called (set once, never cleared).
 const CANCEL_CALLED: u8 = 0b01;
@@ -218,6 +234,21 @@ impl Default for Node {
                 children: Vec::new(),
                 prune_at: 8,
             }),
+        }
+    }
+}
+
+/// Serialises [`Node::bind`]'s cycle check with its binding.
+static BINDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A deep chain of scopes is dropped iteratively: each node gives up its
+/// parent link before it goes, so dropping the innermost of 100 000 nested
+/// scopes does not recurse 100 000 frames deep.
+impl Drop for Node {
+    fn drop(&mut self) {
+        let mut parent = self.parent.take().flatten();
+        while let Some(node) = parent {
+            parent = TreeArc::into_inner(node).and_then(|mut node| node.parent.take().flatten());
         }
     }
 }
@@ -326,23 +357,51 @@ impl Node {
         }
     }
 
-    /// Binds `this` under `parent` unless it is bound already.
-    ///
-    /// The child link is pushed *before* the parent is published, so whoever
-    /// sees the parent also sees the link (and every cancel that preceded it).
-    /// A losing racer leaves a stray link, which costs a spurious wake-up at
-    /// most.
-    fn bind(this: &TreeArc<Node>, parent: Option<TreeArc<Node>>) {
-        if this.parent.get().is_some() {
-            return;
-        }
-        // A scope cannot become its own ancestor: such a parent is refused and
-        // the scope hangs off the root instead.
-        let parent = parent.filter(|p| !p.has_ancestor_or_self(this));
+    /// Binds a node made just now under `parent`: O(1), as nobody can hold
+    /// it yet, so it cannot be an ancestor of `parent`.
+    fn bind_new(this: &TreeArc<Node>, parent: Option<TreeArc<Node>>) {
         if let Some(parent) = &parent {
             parent.adopt(this);
         }
         let _ = this.parent.set(parent);
+    }
+
+    /// Binds `this` under `parent` unless it is bound already, at the first
+    /// poll of one of its `run` futures.
+    ///
+    /// A scope cannot become its own ancestor: such a parent is refused and
+    /// the scope hangs off the root instead. The check and the binding are
+    /// one step under [`BINDING`], so two scopes bound concurrently into
+    /// each other's subtrees cannot both pass it and form a cycle. (Only
+    /// these bindings can close a cycle: `child()` binds a node nobody holds
+    /// yet.) The lock covers std operations only, never a loom point.
+    ///
+    /// The child link is pushed after the parent is published, and then the
+    /// chain is checked: a `cancel()` of an ancestor either finds the link
+    /// when it walks, or stored its flag before our push took the parent's
+    /// lock and is seen by the check (register-then-check, as for a waiter).
+    /// Anything already waiting on `this` — a `cancelled()` future awaited
+    /// before the first `run` — is woken if the new chain is cancelled, or
+    /// has a deadline for it to arm a timer for.
+    fn bind(this: &TreeArc<Node>, parent: Option<TreeArc<Node>>) {
+        let bound = {
+            let _binding = BINDING
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if this.parent.get().is_some() {
+                return;
+            }
+            let parent = parent.filter(|p| !p.has_ancestor_or_self(this));
+            let bound = parent.clone();
+            let _ = this.parent.set(parent);
+            bound
+        };
+        if let Some(parent) = bound {
+            parent.adopt(this);
+            if parent.cancelled_or_deadline() != Some(NO_DEADLINE) {
+                this.wake_subtree();
+            }
+        }
     }
 
     fn adopt(&self, child: &TreeArc<Node>) {
@@ -440,7 +499,7 @@ impl CancelScope {
     /// ```
     pub fn child(&self) -> CancelScope {
         let child = TreeArc::new(Node::default());
-        Node::bind(&child, self.node.clone());
+        Node::bind_new(&child, self.node.clone());
         CancelScope { node: Some(child) }
     }
 
@@ -727,12 +786,13 @@ struct EnterGuard<'a> {
 }
 
 impl<'a> EnterGuard<'a> {
-    fn enter(owner: &'a mut Option<TreeArc<Node>>) -> Self {
-        let scope = owner.take();
-        EnterGuard {
-            previous: CURRENT.with(|current| current.replace(scope)),
-            owner,
-        }
+    /// `None` while this thread's thread-locals are being destroyed: the
+    /// scope cannot be made current, and the poll runs in the root.
+    fn enter(owner: &'a mut Option<TreeArc<Node>>) -> Option<Self> {
+        let previous = CURRENT
+            .try_with(|current| current.replace(owner.take()))
+            .ok()?;
+        Some(EnterGuard { owner, previous })
     }
 }
 
@@ -862,19 +922,25 @@ impl LazyNow {
     }
 }
 
-/// The current scope's node (`None`: the root), cloned.
+/// The current scope's node (`None`: the root), cloned. While this thread's
+/// thread-locals are being destroyed, the root.
 fn current_node() -> Option<TreeArc<Node>> {
-    CURRENT.with(|current| current.borrow().clone())
+    CURRENT
+        .try_with(|current| current.borrow().clone())
+        .ok()
+        .flatten()
 }
 
 /// Whether the current scope is effectively cancelled, without cloning it.
 pub(crate) fn current_is_cancelled() -> bool {
-    CURRENT.with(|current| {
-        current
-            .borrow()
-            .as_ref()
-            .is_some_and(|node| node.is_cancelled())
-    })
+    CURRENT
+        .try_with(|current| {
+            current
+                .borrow()
+                .as_ref()
+                .is_some_and(|node| node.is_cancelled())
+        })
+        .unwrap_or(false)
 }
 
 /// A scope as seen by a stream waiter: enough to decide deliverability (C6).
@@ -935,7 +1001,9 @@ impl ScopeWait {
         match &mut self.registered {
             Some((_, stored)) if stored.will_wake(waker) => {}
             Some((key, stored)) => {
-                *node.state.lock().waiters.get_mut(*key) = waker.clone();
+                // The replaced waker is dropped after the node lock.
+                let old = std::mem::replace(node.state.lock().waiters.get_mut(*key), waker.clone());
+                drop(old);
                 stored.clone_from(waker);
             }
             None => {
@@ -973,11 +1041,13 @@ impl ScopeWait {
 
     /// Whether this registration is with the scope current now.
     pub(crate) fn is_current(&self) -> bool {
-        CURRENT.with(|current| match (&*current.borrow(), &self.scope.0) {
-            (Some(a), Some(b)) => TreeArc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        })
+        CURRENT
+            .try_with(|current| match (&*current.borrow(), &self.scope.0) {
+                (Some(a), Some(b)) => TreeArc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            })
+            .unwrap_or(self.scope.0.is_none())
     }
 
     pub(crate) fn deregister(&mut self) {

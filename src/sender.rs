@@ -151,6 +151,14 @@ impl<T> MemorySender<T> {
     }
 }
 
+// Unwind safety: the stream's state sits behind a lock that no user code
+// runs under (wakers are woken, and items and wakers dropped, after it is
+// released), so every critical section leaves the state consistent even if
+// a panic follows, and the lock has no poisoning. A handle used again after
+// `catch_unwind` sees a consistent stream, as with std's `Arc<Mutex<_>>`.
+impl<T> std::panic::UnwindSafe for MemorySender<T> {}
+impl<T> std::panic::RefUnwindSafe for MemorySender<T> {}
+
 impl<T> Clone for MemorySender<T> {
     /// Another handle to the same stream; a clone of a closed handle is closed.
     fn clone(&self) -> Self {
@@ -269,11 +277,13 @@ impl<T> SendOp<T> {
                 // A `Stream` receive can take the item now.
                 state.sender_waiting(&mut wake);
                 drop(state);
-                wake.wake_all();
+                // Recorded before any waker runs: if one panics, our `Drop`
+                // still finds the slot and withdraws the item.
                 let waiting = self.waiting.insert(Waiting {
                     key,
                     scope: ScopeWait::new(scope),
                 });
+                wake.wake_all();
                 if waiting.scope.register_and_check(cx) {
                     // Cancelled while we queued: settle it under the lock.
                     return self.poll(sender, cx);
@@ -295,7 +305,9 @@ impl<T> SendOp<T> {
         if let SendSlot::Waiting { waker, .. } = state.senders.get_mut(key) {
             if !cancelled {
                 if !waker.will_wake(cx.waker()) {
-                    waker.clone_from(cx.waker());
+                    let old = std::mem::replace(waker, cx.waker().clone());
+                    drop(state);
+                    drop(old); // user code: not under the lock
                 }
                 return Poll::Pending;
             }

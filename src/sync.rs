@@ -253,14 +253,6 @@ mod imp {
     }
 
     impl<T: 'static> LocalKey<T> {
-        pub(crate) fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
-            if model_checking() {
-                self.loom.with(f)
-            } else {
-                self.std.with(f)
-            }
-        }
-
         pub(crate) fn try_with<R>(&'static self, f: impl FnOnce(&T) -> R) -> Result<R, ()> {
             if model_checking() {
                 self.loom.try_with(f).map_err(drop)
