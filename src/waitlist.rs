@@ -14,20 +14,41 @@
 //!
 //! Freed slots are recycled, so once the slab has grown to the largest number
 //! of simultaneous waiters, blocking allocates nothing.
+//!
+//! A slot is as large as its value (a blocked send's slot holds its item), so
+//! the slab gives memory back as its waiters go: when none is left it keeps
+//! at most a few kilobytes, and while at most a quarter of its slots are
+//! taken, freeing the last slot drops the vacant slots at the end and makes
+//! the lowest free slots the next to be reused, so that the slots in use
+//! gather at the front and the end can be dropped in turn. Memory then stays
+//! within a small factor of the slots in use, once the waiters that hold the
+//! highest slots have gone.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 const NIL: usize = usize::MAX;
 
 pub(crate) struct WaitList<E> {
     slots: Vec<Slot<E>>,
-    /// Head of the free-slot chain, or `NIL`.
-    free: usize,
+    /// The vacant slots, lowest first: reusing low slots keeps the slots in
+    /// use together at the front, so that the end can be given back.
+    free: BinaryHeap<Reverse<usize>>,
     head: usize,
     tail: usize,
     linked: usize,
+    /// Slots in use (linked or not): those not on the free chain.
+    occupied: usize,
 }
 
+/// The slab is not shrunk below this many slots, except when emptied.
+const SHRINK_FROM: usize = 64;
+
+/// Bytes an empty slab may keep allocated, for the next waiter.
+const KEEP_BYTES: usize = 4096;
+
 enum Slot<E> {
-    Vacant { next_free: usize },
+    Vacant,
     Occupied(Node<E>),
 }
 
@@ -42,10 +63,11 @@ impl<E> WaitList<E> {
     pub(crate) const fn new() -> Self {
         Self {
             slots: Vec::new(),
-            free: NIL,
+            free: BinaryHeap::new(),
             head: NIL,
             tail: NIL,
             linked: 0,
+            occupied: 0,
         }
     }
 
@@ -57,16 +79,16 @@ impl<E> WaitList<E> {
             next: NIL,
             linked: true,
         };
-        let key = if self.free == NIL {
-            self.slots.push(Slot::Occupied(node));
-            self.slots.len() - 1
-        } else {
-            let key = self.free;
-            match std::mem::replace(&mut self.slots[key], Slot::Occupied(node)) {
-                Slot::Vacant { next_free } => self.free = next_free,
-                Slot::Occupied(_) => unreachable!("free chain points at an occupied slot"),
+        let key = match self.free.pop() {
+            None => {
+                self.slots.push(Slot::Occupied(node));
+                self.slots.len() - 1
             }
-            key
+            Some(Reverse(key)) => {
+                let old = std::mem::replace(&mut self.slots[key], Slot::Occupied(node));
+                debug_assert!(matches!(old, Slot::Vacant), "a free slot is vacant");
+                key
+            }
         };
         if self.tail == NIL {
             self.head = key;
@@ -75,6 +97,7 @@ impl<E> WaitList<E> {
         }
         self.tail = key;
         self.linked += 1;
+        self.occupied += 1;
         key
     }
 
@@ -124,18 +147,52 @@ impl<E> WaitList<E> {
     /// Unlinks (if needed) and frees the slot, returning its value.
     pub(crate) fn remove(&mut self, key: usize) -> E {
         self.unlink(key);
-        match std::mem::replace(
-            &mut self.slots[key],
-            Slot::Vacant {
-                next_free: self.free,
-            },
-        ) {
+        match std::mem::replace(&mut self.slots[key], Slot::Vacant) {
             Slot::Occupied(node) => {
-                self.free = key;
+                self.free.push(Reverse(key));
+                self.occupied -= 1;
+                if self.occupied == 0 {
+                    self.release();
+                } else if self.slots.len() >= SHRINK_FROM
+                    && self.occupied * 4 <= self.slots.len()
+                    && matches!(self.slots.last(), Some(Slot::Vacant))
+                {
+                    self.shrink();
+                }
                 node.value
             }
-            Slot::Vacant { .. } => unreachable!("removed a vacant waiter slot"),
+            Slot::Vacant => unreachable!("removed a vacant waiter slot"),
         }
+    }
+
+    /// No slot in use: forget them all, keeping a few kilobytes for reuse.
+    fn release(&mut self) {
+        self.slots.clear();
+        self.free.clear();
+        let keep = (KEEP_BYTES / std::mem::size_of::<Slot<E>>().max(1)).clamp(1, SHRINK_FROM);
+        if self.slots.capacity() > keep {
+            self.slots.shrink_to(keep);
+            self.free.shrink_to(keep);
+        }
+    }
+
+    /// Few slots in use and the last one vacant: drops the vacant slots at
+    /// the end (and forgets them as free).
+    #[cold]
+    fn shrink(&mut self) {
+        while matches!(self.slots.last(), Some(Slot::Vacant)) {
+            self.slots.pop();
+        }
+        let len = self.slots.len();
+        self.free.retain(|&Reverse(key)| key < len);
+        self.slots.shrink_to(len * 2);
+        self.free.shrink_to(len * 2);
+    }
+
+    /// Slots allocated, in use or not.
+    #[cfg(test)]
+    pub(crate) fn allocated(&self) -> usize {
+        self.slots.len()
     }
 
     #[cfg(test)]
@@ -179,7 +236,7 @@ impl<E> WaitList<E> {
     fn node(&self, key: usize) -> &Node<E> {
         match &self.slots[key] {
             Slot::Occupied(node) => node,
-            Slot::Vacant { .. } => unreachable!("stale waiter key"),
+            Slot::Vacant => unreachable!("stale waiter key"),
         }
     }
 
@@ -187,7 +244,7 @@ impl<E> WaitList<E> {
     fn node_mut(&mut self, key: usize) -> &mut Node<E> {
         match &mut self.slots[key] {
             Slot::Occupied(node) => node,
-            Slot::Vacant { .. } => unreachable!("stale waiter key"),
+            Slot::Vacant => unreachable!("stale waiter key"),
         }
     }
 }
@@ -243,6 +300,53 @@ mod tests {
         }
         assert_eq!(list.slots.len(), cap);
         assert_eq!(list.len(), 0);
+    }
+
+    #[test]
+    fn memory_follows_the_slots_in_use() {
+        let mut list = WaitList::new();
+        let keys: Vec<_> = (0..1000).map(|v| list.push_back(v)).collect();
+        // All gone: nothing kept beyond a few slots.
+        for &key in keys.iter().rev() {
+            list.remove(key);
+        }
+        assert_eq!(list.allocated(), 0);
+        assert!(list.slots.capacity() <= super::SHRINK_FROM);
+
+        // Ten stay, at the front: the rest is given back as it goes, in any
+        // order of leaving.
+        let keys: Vec<_> = (0..1000).map(|v| list.push_back(v)).collect();
+        for &key in keys[10..]
+            .iter()
+            .step_by(2)
+            .chain(keys[11..].iter().step_by(2))
+        {
+            list.remove(key);
+        }
+        assert!(
+            list.allocated() <= 40,
+            "{} slots for 10 waiters",
+            list.allocated()
+        );
+        assert_eq!(linked(&list), (0..10).collect::<Vec<_>>());
+
+        // A waiter holding the last slot keeps the rest until it leaves;
+        // then new waiters reuse the lowest slots, and it shrinks again.
+        let keys: Vec<_> = (0..1000).map(|v| list.push_back(v)).collect();
+        for &key in &keys[..keys.len() - 1] {
+            list.remove(key);
+        }
+        let high = *keys.last().unwrap();
+        assert!(list.allocated() > 1000);
+        let low: Vec<_> = (0..5).map(|v| list.push_back(v)).collect();
+        assert!(low.iter().all(|&k| k < high));
+        list.remove(high);
+        assert!(
+            list.allocated() <= 40,
+            "{} slots for 15 waiters",
+            list.allocated()
+        );
+        assert_eq!(list.len(), 15);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Live heap allocations, counted by a global allocator in this dedicated test
 //! binary: a million cancelled or dropped receives leave nothing behind, and a
-//! receive that blocks and is abandoned allocates nothing in steady state.
+//! receive that blocks and is abandoned allocates nothing in steady state,
+//! and the memory of withdrawn blocked sends is given back.
 
 #![cfg(not(feature = "loom"))]
 // A counting global allocator needs `unsafe impl GlobalAlloc`; the library
@@ -18,13 +19,24 @@ use scopestream::{memory_stream, CancelScope, RecvError};
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// The tests of this binary read global counters: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 // SAFETY: forwards every call unchanged to the system allocator; the counters
 // are plain atomics and never allocate.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(1, Relaxed);
+        LIVE_BYTES.fetch_add(layout.size() as isize, Relaxed);
         ALLOCATIONS.fetch_add(1, Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
@@ -32,12 +44,14 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(1, Relaxed);
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Relaxed);
+        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -59,6 +73,7 @@ fn rounds() -> usize {
 /// the counters are read.
 #[test]
 fn cancelled_and_dropped_receives_leave_nothing_behind() {
+    let _serial = serial();
     let rounds = rounds();
     let (tx, rx) = memory_stream::<u64>(0);
     let mut cx = Context::from_waker(Waker::noop());
@@ -111,4 +126,66 @@ fn cancelled_and_dropped_receives_leave_nothing_behind() {
         (0, 0)
     );
     assert_eq!(stats.current_buffer_used, 0);
+}
+
+/// A large item: a blocked send's slot holds it inline.
+struct Big(#[allow(dead_code)] [u8; 64 * 1024]);
+
+fn big() -> Box<Big> {
+    // Built on the heap, moved into the send by value below.
+    Box::new(Big([7; 64 * 1024]))
+}
+
+#[test]
+fn withdrawn_blocked_sends_give_their_memory_back() {
+    let _serial = serial();
+    // A 64 KiB item is copied a few times on the way into its slot, more so
+    // in a debug build: a roomy stack.
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(withdrawn_blocked_sends)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn withdrawn_blocked_sends() {
+    const SENDS: usize = 2000;
+    const SLOT: isize = 64 * 1024;
+    let (tx, rx) = memory_stream::<Big>(0);
+    let mut cx = Context::from_waker(Waker::noop());
+    let baseline = LIVE_BYTES.load(Relaxed);
+    let mut block = |n: usize| {
+        let mut sends = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut send = Box::pin(tx.send(*big()));
+            assert!(send.as_mut().poll(&mut cx).is_pending());
+            sends.push(send);
+        }
+        sends
+    };
+
+    // All withdrawn: back to the baseline, give or take a few kilobytes.
+    let sends = block(SENDS);
+    assert!(LIVE_BYTES.load(Relaxed) - baseline > SENDS as isize * SLOT);
+    drop(sends);
+    let kept = LIVE_BYTES.load(Relaxed) - baseline;
+    println!("{SENDS} withdrawn 64 KiB sends: {kept} bytes kept");
+    assert!(
+        kept <= 2 * SLOT,
+        "{kept} bytes kept after every send was withdrawn"
+    );
+
+    // Ten stay blocked, the rest withdrawn (newest first, then oldest
+    // first): within a small factor of ten slots.
+    let mut sends = block(SENDS);
+    let newest: Vec<_> = sends.drain(SENDS / 2..).collect();
+    drop(newest.into_iter().rev().collect::<Vec<_>>());
+    sends.drain(10..);
+    let kept = LIVE_BYTES.load(Relaxed) - baseline;
+    println!("10 blocked of {SENDS} 64 KiB sends: {kept} bytes");
+    assert!(kept <= 10 * 4 * SLOT, "{kept} bytes for 10 blocked sends");
+    drop(sends);
+    assert_eq!(tx.statistics().tasks_waiting_send, 0);
+    drop(rx);
 }
