@@ -59,6 +59,37 @@
 //!   already committed to it back at the head; dropping a send future
 //!   withdraws its item. When any operation returns, its waiter is gone.
 //!
+//! # Hostile callbacks, panics and teardown
+//!
+//! Wakers and items are user code, and the crate expects the worst of them:
+//!
+//! * **No user code under a lock.** Wakers are woken, and wakers and items
+//!   dropped, after the stream's lock (or a scope's) is released, so a waker
+//!   or an item may own a handle of the very stream it belongs to and use it.
+//! * **A waker that panics** does not stop the others: every waker collected
+//!   is woken, then the first panic propagates from the call that woke it
+//!   (`cancel`, `close`, a drop, a send or a receive). What that call did
+//!   stands, and nothing is left waiting: a send whose item was taken has
+//!   sent it; a receive that took an item puts it back at the head of the
+//!   stream before the panic leaves it. A panic anywhere in a poll leaves no
+//!   waiter behind — its slot is recorded before any waker runs and freed by
+//!   the future's `Drop`. The same holds for the panic of a tokio runtime
+//!   built without `enable_time` when a deadline timer is armed there.
+//! * **Unwind safety.** Handles and scopes are `UnwindSafe` and
+//!   `RefUnwindSafe`: every critical section leaves the state consistent.
+//! * **Thread-local teardown.** Called from another thread-local's
+//!   destructor, after the crate's own are gone, the blocking API works (with
+//!   a waker made for the call) and scoped operations run in the root scope,
+//!   as a scope can no longer be made current.
+//! * **A leaked future.** A blocked `Recv` that is `mem::forget`-ed keeps
+//!   its place in line: the next item is committed to it and is never seen,
+//!   as with any leaked future. Once its scope is cancelled it is skipped like
+//!   any cancelled receive.
+//! * **Cycles through receivers.** An item that owns a *receiver* of its own
+//!   stream keeps the stream open, so neither is ever freed; the last
+//!   receiver closing drops the buffered items, which breaks cycles through
+//!   senders only. Every peer channel behaves so.
+//!
 //! # Design
 //!
 //! A stream is one mutex around a buffer and two FIFO lines of waiter slots

@@ -509,3 +509,32 @@ fn item_whose_drop_panics_is_dropped_outside_the_lock_and_the_stream_goes_on() {
         drop(rx);
     }
 }
+
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_runtime_without_time_panics_when_a_timer_is_armed_and_leaves_nothing_behind() {
+    // Documented: tokio's timer needs `enable_time`. The panic comes from
+    // the poll that arms it; nothing of that receive stays in the stream.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (tx, rx) = memory_stream::<u32>(0);
+    let scope = CancelScope::with_deadline(Instant::now() + Duration::from_secs(3600));
+    let armed = catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            let mut recv = Box::pin(scope.run(rx.recv()));
+            std::future::poll_fn(|cx| {
+                let _ = recv.as_mut().poll(cx);
+                Poll::Ready(())
+            })
+            .await
+        })
+    }));
+    assert!(armed.is_err(), "tokio refuses a timer without enable_time");
+    assert_eq!(rx.statistics().tasks_waiting_receive, 0);
+    assert_eq!(
+        tx.try_send(1),
+        Err(TrySendError::Full(1)),
+        "no ghost takes it"
+    );
+}
