@@ -130,15 +130,26 @@ pub fn stream<T>(
     }
 }
 
-/// Yields until `cond` holds (bounded, so a bug fails instead of hanging).
+/// Yields until `cond` holds (bounded by time, so a bug fails instead of
+/// hanging). Every so often it also sleeps a moment: a condition that
+/// another OS thread makes true needs that thread to run, and where threads
+/// take turns (valgrind runs one at a time, switching mostly at system
+/// calls) busy yielding alone can starve it.
 pub async fn until(mut cond: impl FnMut() -> bool) {
-    for _ in 0..1_000_000 {
+    let started = std::time::Instant::now();
+    for round in 0u64.. {
         if cond() {
             return;
         }
+        if round % 256 == 255 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "condition never became true"
+            );
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
         yield_now().await;
     }
-    panic!("condition never became true");
 }
 
 pub async fn yield_now() {
