@@ -102,6 +102,9 @@ pub(crate) type HandleId = u64;
 
 pub(crate) struct Chan<T> {
     state: Mutex<State<T>>,
+    /// The buffer's size, fixed at creation (`None`: unbounded); kept out of
+    /// the lock for `capacity()`.
+    capacity: Option<usize>,
 }
 
 pub(crate) struct State<T> {
@@ -220,7 +223,19 @@ impl<T> Chan<T> {
                 open_receivers: 1,
                 next_handle: 2,
             }),
+            capacity,
         }
+    }
+
+    /// `None`: unbounded.
+    #[inline]
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        self.capacity
+    }
+
+    /// Items in the buffer now (one lock, no walk of the waiter lines).
+    pub(crate) fn len(&self) -> usize {
+        self.lock().buffer.len()
     }
 
     #[inline]

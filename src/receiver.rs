@@ -213,6 +213,50 @@ impl<T> MemoryReceiver<T> {
     pub fn statistics(&self) -> Statistics {
         self.chan.lock().statistics()
     }
+
+    /// The number of items in the buffer now. It can exceed the capacity by
+    /// items that a dropped receive gave back (SPEC S8). Cheaper than
+    /// [`statistics`](MemoryReceiver::statistics), which also counts waiters.
+    ///
+    /// ```
+    /// let (tx, rx) = scopestream::memory_stream(4);
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!((tx.len(), rx.len()), (1, 1));
+    /// assert!(!rx.is_empty() && !rx.is_full());
+    /// assert_eq!(rx.capacity(), Some(4));
+    /// ```
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// Whether the buffer is empty now. A rendezvous stream (capacity 0) is
+    /// always empty, and always full, as in crossbeam.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the buffer is full now: a `try_send` would succeed only by
+    /// handing its item to a waiting receiver. Never for an unbounded stream.
+    pub fn is_full(&self) -> bool {
+        self.chan.capacity().is_some_and(|cap| self.len() >= cap)
+    }
+
+    /// The buffer's size as created: `Some(0)` for a rendezvous, `None` for an
+    /// unbounded stream. Takes no lock.
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity()
+    }
+
+    /// Whether `other` is a handle of the same stream.
+    ///
+    /// ```
+    /// let (tx, _rx) = scopestream::memory_stream::<u8>(0);
+    /// let (other, _orx) = scopestream::memory_stream::<u8>(0);
+    /// assert!(_rx.same_stream(&_rx.clone()) && !_rx.same_stream(&_orx));
+    /// ```
+    pub fn same_stream(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.chan, &other.chan)
+    }
 }
 
 // Unwind safety: the stream's state sits behind a lock that no user code

@@ -144,6 +144,16 @@ mod imp {
         }
     }
 
+    impl<T> Arc<T> {
+        pub(crate) fn ptr_eq(a: &Self, b: &Self) -> bool {
+            match (a, b) {
+                (Self::Std(a), Self::Std(b)) => std::sync::Arc::ptr_eq(a, b),
+                (Self::Loom(a), Self::Loom(b)) => loom::sync::Arc::ptr_eq(a, b),
+                _ => false,
+            }
+        }
+    }
+
     impl<T> Clone for Arc<T> {
         fn clone(&self) -> Self {
             match self {

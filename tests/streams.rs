@@ -542,3 +542,37 @@ fn handles_and_futures_are_send_sync_unpin() {
     fn stream<S: futures::Stream<Item = u8> + Unpin>() {}
     stream::<MemoryReceiver<u8>>();
 }
+
+#[test]
+fn len_is_empty_is_full_capacity_and_same_stream() {
+    for size in SIZES {
+        let (tx, rx) = stream::<u32>(size);
+        assert_eq!((tx.capacity(), rx.capacity()), (size, size));
+        assert_eq!((tx.len(), tx.is_empty()), (0, true));
+        assert_eq!(
+            tx.is_full(),
+            size == Some(0),
+            "size {size:?}: a rendezvous is always full"
+        );
+        if size != Some(0) {
+            tx.try_send(1).unwrap();
+            assert_eq!((rx.len(), rx.is_empty()), (1, false));
+            assert_eq!(rx.is_full(), size == Some(1), "size {size:?}");
+            assert_eq!(rx.try_recv(), Ok(1));
+        }
+        assert!(tx.same_stream(&tx.clone()) && rx.same_stream(&rx.clone()));
+        let (other_tx, other_rx) = stream::<u32>(size);
+        assert!(!tx.same_stream(&other_tx) && !rx.same_stream(&other_rx));
+    }
+    // An item given back by a dropped receive can take the buffer past its
+    // capacity (SPEC S8); `len` counts it.
+    let (tx, rx) = memory_stream::<u32>(1);
+    let mut recv = Task::new(rx.recv());
+    recv.pending();
+    tx.try_send(1).unwrap(); // committed to `recv`
+    tx.try_send(2).unwrap(); // buffered
+    assert_eq!(tx.len(), 1);
+    recv.drop_future();
+    assert_eq!((tx.len(), tx.is_full()), (2, true));
+    assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(1), Ok(2)));
+}
