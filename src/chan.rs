@@ -208,6 +208,14 @@ impl Wakeups {
     }
 }
 
+/// Stores `waker` in place of `stored` unless both wake the same task;
+/// returns the replaced one, for the caller to drop after unlocking (a
+/// waker's drop is user code).
+#[inline]
+pub(crate) fn swap_waker(stored: &mut Waker, waker: &Waker) -> Option<Waker> {
+    (!stored.will_wake(waker)).then(|| std::mem::replace(stored, waker.clone()))
+}
+
 impl<T> Chan<T> {
     /// A stream with one open sender (handle 0) and one open receiver (handle 1).
     pub(crate) fn new(capacity: Option<usize>) -> Self {
@@ -382,13 +390,7 @@ impl<T> State<T> {
     /// `Cancelled`, if their scope was cancelled first) and listeners are told.
     fn end_receivers(&mut self, wake: &mut Wakeups) {
         self.receivers.unlink_where(|slot| {
-            let old = std::mem::replace(slot, RecvSlot::Aborted(RecvError::EndOfStream));
-            if let RecvSlot::Waiting { waker, scope, .. } = old {
-                if scope.is_cancelled() {
-                    *slot = RecvSlot::Aborted(RecvError::Cancelled);
-                }
-                wake.push(waker);
-            }
+            abort_recv(slot, RecvError::EndOfStream, wake);
             true
         });
         self.tell_listeners(wake);
@@ -434,9 +436,7 @@ impl<T> State<T> {
     ) -> (usize, Option<Waker>) {
         if let Some(key) = key {
             if let Listener::Waiting { waker: stored, .. } = self.listeners.get_mut(key) {
-                let old =
-                    (!stored.will_wake(waker)).then(|| std::mem::replace(stored, waker.clone()));
-                return (key, old);
+                return (key, swap_waker(stored, waker));
             }
             // Told since: a fresh slot goes to the back of the line.
             self.listeners.remove(key);
@@ -506,14 +506,7 @@ impl<T> State<T> {
             if !matches!(slot, RecvSlot::Waiting { handle: h, .. } if *h == handle) {
                 return false;
             }
-            if let RecvSlot::Waiting { waker, scope, .. } =
-                std::mem::replace(slot, RecvSlot::Aborted(RecvError::Closed))
-            {
-                if scope.is_cancelled() {
-                    *slot = RecvSlot::Aborted(RecvError::Cancelled);
-                }
-                wake.push(waker);
-            }
+            abort_recv(slot, RecvError::Closed, wake);
             true
         });
         self.tell_listeners_where(|h| h == handle, wake);
@@ -549,6 +542,20 @@ impl<T> State<T> {
             tasks_waiting_receive: waiting_recv,
         }
     }
+}
+
+/// Aborts a linked, waiting receive slot with `why` — or with `Cancelled`
+/// if its scope was effectively cancelled before this close (SPEC S12).
+fn abort_recv<T>(slot: &mut RecvSlot<T>, why: RecvError, wake: &mut Wakeups) {
+    let RecvSlot::Waiting { waker, scope, .. } =
+        std::mem::replace(slot, RecvSlot::Aborted(RecvError::Cancelled))
+    else {
+        unreachable!("a linked receive slot is always waiting")
+    };
+    if !scope.is_cancelled() {
+        *slot = RecvSlot::Aborted(why);
+    }
+    wake.push(waker);
 }
 
 /// Aborts a linked, waiting send slot with `why` — or with `Cancelled` if its

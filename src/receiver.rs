@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use futures_core::stream::{FusedStream, Stream};
 
 use crate::blocking::block_on;
-use crate::chan::{Chan, HandleId, RecvSlot, Wakeups};
+use crate::chan::{swap_waker, Chan, HandleId, RecvSlot, State, Wakeups};
 use crate::error::{RecvError, TryRecvError};
 use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait, Waiting};
 use crate::statistics::Statistics;
@@ -155,6 +155,31 @@ impl<T> MemoryReceiver<T> {
         let result = state.try_recv(&mut wake);
         drop(state);
         result.map(|item| self.wake_keeping(wake, item))
+    }
+
+    /// The start of every asynchronous receive, under the lock, in SPEC
+    /// S12's order: the current scope (C3; unless `check_scope` is off, for
+    /// the blocking API), this handle, then the transfer. `Ok(None)`: nothing
+    /// to take yet. Checked under the lock, so a cancel that happened before
+    /// a peer's change we are about to see is seen too (C5).
+    fn attempt(
+        &self,
+        state: &mut State<T>,
+        wake: &mut Wakeups,
+        check_scope: bool,
+    ) -> Result<Option<T>, RecvError> {
+        if check_scope && current_is_cancelled() {
+            return Err(RecvError::Cancelled);
+        }
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(RecvError::Closed);
+        }
+        match state.try_recv(wake) {
+            Ok(item) => Ok(Some(item)),
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::EndOfStream) => Err(RecvError::EndOfStream),
+            Err(TryRecvError::Closed) => unreachable!("the handle is checked above"),
+        }
     }
 
     /// Wakes what a receive collected, and hands over `item`. If a waker
@@ -353,24 +378,16 @@ impl<T> Stream for MemoryReceiver<T> {
         let this = self.get_mut();
         let mut wake = Wakeups::default();
         let mut state = this.chan.lock();
-        // SPEC S12's order of checks, under the lock as in `recv`.
-        let result = if current_is_cancelled() {
-            Err(RecvError::Cancelled)
-        } else if this.closed.load(Ordering::Relaxed) {
-            Err(RecvError::Closed)
-        } else {
-            match state.try_recv(&mut wake) {
-                Ok(item) => Ok(item),
-                Err(TryRecvError::EndOfStream) => Err(RecvError::EndOfStream),
-                Err(TryRecvError::Closed) => unreachable!("the handle is checked above"),
-                Err(TryRecvError::Empty) => {
-                    let (key, old_waker) =
-                        state.listen(this.listening.as_ref().map(|l| l.key), cx.waker(), this.id);
-                    drop(state);
-                    drop(old_waker);
-                    wake.wake_all();
-                    return this.listen_in_scope(key, cx);
-                }
+        let result = match this.attempt(&mut state, &mut wake, true) {
+            Ok(Some(item)) => Ok(item),
+            Err(err) => Err(err),
+            Ok(None) => {
+                let (key, old_waker) =
+                    state.listen(this.listening.as_ref().map(|l| l.key), cx.waker(), this.id);
+                drop(state);
+                drop(old_waker);
+                wake.wake_all();
+                return this.listen_in_scope(key, cx);
             }
         };
         let stale = this
@@ -443,22 +460,13 @@ impl RecvOp {
     ) -> Poll<Result<T, RecvError>> {
         let mut wake = Wakeups::default();
         let mut state = receiver.chan.lock();
-        // Checked under the lock, so a cancel that happened before a peer's
-        // change we are about to see is seen too (C5).
-        if !self.ignore_scope && current_is_cancelled() {
-            return Poll::Ready(Err(RecvError::Cancelled));
-        }
-        if receiver.closed.load(Ordering::Relaxed) {
-            return Poll::Ready(Err(RecvError::Closed));
-        }
-        match state.try_recv(&mut wake) {
-            Ok(item) => {
+        match receiver.attempt(&mut state, &mut wake, !self.ignore_scope) {
+            Ok(Some(item)) => {
                 drop(state);
                 Poll::Ready(Ok(receiver.wake_keeping(wake, item)))
             }
-            Err(TryRecvError::EndOfStream) => Poll::Ready(Err(RecvError::EndOfStream)),
-            Err(TryRecvError::Closed) => unreachable!("the handle is checked above"),
-            Err(TryRecvError::Empty) => {
+            Err(err) => Poll::Ready(Err(err)),
+            Ok(None) => {
                 let scope = if self.ignore_scope {
                     ScopeRef::ROOT
                 } else {
@@ -497,11 +505,9 @@ impl RecvOp {
         let mut state = receiver.chan.lock();
         if let RecvSlot::Waiting { waker, .. } = state.receivers.get_mut(key) {
             if !cancelled {
-                if !waker.will_wake(cx.waker()) {
-                    let old = std::mem::replace(waker, cx.waker().clone());
-                    drop(state);
-                    drop(old); // user code: not under the lock
-                }
+                let old = swap_waker(waker, cx.waker());
+                drop(state);
+                drop(old); // user code: not under the lock
                 return Poll::Pending;
             }
         }

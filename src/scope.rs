@@ -75,7 +75,7 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use crate::chan::Wakeups;
+use crate::chan::{swap_waker, Wakeups};
 use crate::sync::{
     const_thread_local, AtomicU8, DeadlineWord, Mutex, OnceLock, Ordering, TreeArc, TreeWeak,
 };
@@ -709,11 +709,7 @@ impl CancelScope {
 
     /// `true` if both handles refer to the same scope.
     pub fn same_scope(&self, other: &CancelScope) -> bool {
-        match (&self.node, &other.node) {
-            (Some(a), Some(b)) => TreeArc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        }
+        same_node(&self.node, &other.node)
     }
 }
 
@@ -922,6 +918,15 @@ impl LazyNow {
     }
 }
 
+/// Whether two nodes (`None`: the root) are the same scope.
+fn same_node(a: &Option<TreeArc<Node>>, b: &Option<TreeArc<Node>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => TreeArc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 /// The current scope's node (`None`: the root), cloned. While this thread's
 /// thread-locals are being destroyed, the root.
 fn current_node() -> Option<TreeArc<Node>> {
@@ -1002,7 +1007,7 @@ impl ScopeWait {
             Some((_, stored)) if stored.will_wake(waker) => {}
             Some((key, stored)) => {
                 // The replaced waker is dropped after the node lock.
-                let old = std::mem::replace(node.state.lock().waiters.get_mut(*key), waker.clone());
+                let old = swap_waker(node.state.lock().waiters.get_mut(*key), waker);
                 drop(old);
                 stored.clone_from(waker);
             }
@@ -1042,11 +1047,7 @@ impl ScopeWait {
     /// Whether this registration is with the scope current now.
     pub(crate) fn is_current(&self) -> bool {
         CURRENT
-            .try_with(|current| match (&*current.borrow(), &self.scope.0) {
-                (Some(a), Some(b)) => TreeArc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            })
+            .try_with(|current| same_node(&current.borrow(), &self.scope.0))
             .unwrap_or(self.scope.0.is_none())
     }
 

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::blocking::block_on;
-use crate::chan::{Chan, HandleId, SendAbort, SendRefusal, SendSlot, Wakeups};
+use crate::chan::{swap_waker, Chan, HandleId, SendAbort, SendRefusal, SendSlot, Wakeups};
 use crate::error::{SendError, TrySendError};
 use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait, Waiting};
 use crate::statistics::Statistics;
@@ -348,11 +348,9 @@ impl<T> SendOp<T> {
         let mut state = sender.chan.lock();
         if let SendSlot::Waiting { waker, .. } = state.senders.get_mut(key) {
             if !cancelled {
-                if !waker.will_wake(cx.waker()) {
-                    let old = std::mem::replace(waker, cx.waker().clone());
-                    drop(state);
-                    drop(old); // user code: not under the lock
-                }
+                let old = swap_waker(waker, cx.waker());
+                drop(state);
+                drop(old); // user code: not under the lock
                 return Poll::Pending;
             }
         }
