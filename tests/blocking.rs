@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use common::{stream, SIZES};
+use common::{stream, wait_for, SIZES};
 use scopestream::{memory_stream, CancelScope, RecvError, SendError};
 
 const WATCHDOG: Duration = Duration::from_secs(30);
@@ -27,18 +27,6 @@ fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc:
 fn wait<T>(rx: mpsc::Receiver<T>) -> T {
     rx.recv_timeout(WATCHDOG)
         .expect("a blocked operation was never woken")
-}
-
-/// Waits (bounded) until `cond` holds.
-fn until(cond: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + WATCHDOG;
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "condition never became true"
-        );
-        thread::yield_now();
-    }
 }
 
 #[test]
@@ -93,7 +81,7 @@ fn close_of_own_handle_wakes_blocked_recv() {
         let rx = rx.clone();
         move || rx.recv_blocking()
     });
-    until(|| rx.statistics().tasks_waiting_receive == 1);
+    wait_for(|| rx.statistics().tasks_waiting_receive == 1);
     rx.close();
     assert_eq!(wait(blocked), Err(RecvError::Closed));
 }
@@ -106,7 +94,7 @@ fn close_of_own_handle_wakes_blocked_send() {
         let tx = tx.clone();
         move || tx.send_blocking(5)
     });
-    until(|| tx.statistics().tasks_waiting_send == 1);
+    wait_for(|| tx.statistics().tasks_waiting_send == 1);
     tx.close();
     assert_eq!(wait(blocked), Err(SendError::Closed(5)));
 }
@@ -115,7 +103,7 @@ fn close_of_own_handle_wakes_blocked_send() {
 fn last_sender_drop_wakes_blocked_recv() {
     let (tx, rx) = memory_stream::<u32>(1);
     let blocked = on_thread(move || rx.recv_blocking());
-    until(|| tx.statistics().tasks_waiting_receive == 1);
+    wait_for(|| tx.statistics().tasks_waiting_receive == 1);
     drop(tx);
     assert_eq!(wait(blocked), Err(RecvError::EndOfStream));
 }
@@ -125,7 +113,7 @@ fn last_receiver_drop_wakes_blocked_send() {
     let (tx, rx) = memory_stream::<String>(0);
     let stats = tx.clone();
     let blocked = on_thread(move || tx.send_blocking("item".to_owned()));
-    until(|| stats.statistics().tasks_waiting_send == 1);
+    wait_for(|| stats.statistics().tasks_waiting_send == 1);
     drop(rx);
     assert_eq!(wait(blocked), Err(SendError::Broken("item".to_owned())));
 }

@@ -165,15 +165,15 @@ pub async fn yield_now() {
     .await
 }
 
-/// Waits (sleeping, bounded) until `cond` holds, for conditions that other
-/// threads make true; a bug fails instead of hanging.
-pub fn wait_for(mut cond: impl FnMut() -> bool) {
+/// Waits (yielding the thread, bounded) until `cond` holds, for conditions
+/// that other threads make true; a bug fails instead of hanging.
+pub fn wait_for(cond: impl Fn() -> bool) {
     let started = std::time::Instant::now();
     while !cond() {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(20),
             "condition never became true"
         );
-        std::thread::sleep(std::time::Duration::from_millis(1));
+        std::thread::yield_now();
     }
 }
