@@ -180,10 +180,24 @@ impl Wakeups {
         }
     }
 
+    /// Whether nothing was collected: the common case, checked inline so
+    /// that an operation that woke nobody pays for nothing more.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
     /// Wakes every collected waker, even if one of them panics; the first
     /// panic then propagates once all are woken.
     #[inline]
     pub(crate) fn wake_all(self) {
+        if !self.is_empty() {
+            self.wake_all_propagating();
+        }
+    }
+
+    #[inline(never)]
+    fn wake_all_propagating(self) {
         if let Err(panic) = self.wake_all_catching() {
             std::panic::resume_unwind(panic);
         }
@@ -192,7 +206,6 @@ impl Wakeups {
     /// [`wake_all`](Wakeups::wake_all), handing the first panic back to the
     /// caller instead of propagating it, for callers that must first put
     /// something in order (an item in hand back into the stream).
-    #[inline]
     pub(crate) fn wake_all_catching(self) -> Result<(), Box<dyn Any + std::marker::Send>> {
         let Some(first) = self.first else {
             return Ok(());

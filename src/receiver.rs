@@ -185,7 +185,16 @@ impl<T> MemoryReceiver<T> {
     /// Wakes what a receive collected, and hands over `item`. If a waker
     /// panics, `item` goes back to the head of the stream first (where the
     /// next receive gets it), so the panic loses nothing.
+    #[inline]
     fn wake_keeping(&self, wake: Wakeups, item: T) -> T {
+        if wake.is_empty() {
+            return item;
+        }
+        self.wake_keeping_slow(wake, item)
+    }
+
+    #[inline(never)]
+    fn wake_keeping_slow(&self, wake: Wakeups, item: T) -> T {
         match wake.wake_all_catching() {
             Ok(()) => item,
             Err(panic) => {

@@ -149,11 +149,15 @@ impl<E> WaitList<E> {
         self.unlink(key);
         match std::mem::replace(&mut self.slots[key], Slot::Vacant) {
             Slot::Occupied(node) => {
-                self.free.push(Reverse(key));
                 self.occupied -= 1;
                 if self.occupied == 0 {
+                    // The common case of one waiter at a time: no free
+                    // list to keep, every slot goes.
                     self.release();
-                } else if self.slots.len() >= SHRINK_FROM
+                    return node.value;
+                }
+                self.free.push(Reverse(key));
+                if self.slots.len() >= SHRINK_FROM
                     && self.occupied * 4 <= self.slots.len()
                     && matches!(self.slots.last(), Some(Slot::Vacant))
                 {
@@ -166,6 +170,7 @@ impl<E> WaitList<E> {
     }
 
     /// No slot in use: forget them all, keeping a few kilobytes for reuse.
+    #[inline]
     fn release(&mut self) {
         self.slots.clear();
         self.free.clear();
