@@ -1,4 +1,6 @@
-//! Error types. Every error that concerns an item hands the item back.
+//! Error types, of both wings: [`Cancelled`] for a scope's checkpoints, and
+//! the stream operations' errors. Every error that concerns an item hands the
+//! item back.
 //!
 //! `Debug` never requires `T: Debug` (the item is shown as `..`), and
 //! `Display` is lower-case without trailing punctuation, like std's.
@@ -154,3 +156,14 @@ impl<T> Error for SendError<T> {}
 impl<T> Error for TrySendError<T> {}
 impl Error for RecvError {}
 impl Error for TryRecvError {}
+/// The error of an operation that its cancel scope cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Cancelled;
+
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("cancelled by its cancel scope")
+    }
+}
+
+impl Error for Cancelled {}

@@ -45,7 +45,7 @@
 //!   return, under the stream's lock: the moment its item is taken (send) or it
 //!   takes an item (receive). Before it, cancellation wins and nothing changed;
 //!   after it, the operation returns `Ok` and the cancellation is seen at the
-//!   next checkpoint. See the state table in the `chan` module source.
+//!   next checkpoint. See the state table in `src/stream/chan.rs`.
 //! * **Delivery-time deliverability.** A sender hands an item to a waiting
 //!   receiver only if that receiver's scope is not effectively cancelled *at
 //!   that moment*, computed from the live cancel and shield flags of its whole
@@ -99,32 +99,46 @@
 //! operation then settles its fate under the stream lock. All synchronisation
 //! goes through one internal `sync` module that the `loom` feature swaps for
 //! loom's model-checked primitives.
+//!
+//! # A map of the source
+//!
+//! Two wings over a floor. `src/stream/` holds the streams: `chan.rs` is the
+//! shared core every operation settles its fate in (buffer, waiter lines,
+//! commit points, and the state table), beside the two handles and the
+//! blocking driver. `src/scope/` holds the scopes: the public handle in
+//! `mod.rs`, the tree and its cancellation rules in `tree.rs`, the current
+//! scope in `current.rs`, a blocked operation's registration in `wait.rs`,
+//! time in `clock.rs` and `timer.rs`, the timeout helpers in `timeout.rs`.
+//! The floor — `sync.rs` (the std/loom switch), `waitlist.rs` (the waiter
+//! slab), `wakeups.rs` (waking after unlocking), `error.rs`, `statistics.rs`
+//! — is used by both wings and uses neither. The scope wing knows nothing of
+//! streams; the stream wing asks a scope only what a waiter must know: is it
+//! effectively cancelled now, and register this waker. Each file opens with
+//! what it owns.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
-mod blocking;
-mod chan;
-mod deadline;
-mod error;
-mod receiver;
+// The two wings.
 mod scope;
-mod sender;
+mod stream;
+
+// The floor: used by both wings, using neither.
+mod error;
 mod statistics;
 mod sync;
-mod timer;
 mod waitlist;
+mod wakeups;
 
-pub use deadline::{
+pub use error::{Cancelled, RecvError, SendError, TryRecvError, TrySendError};
+pub use scope::timeout::{
     fail_after, fail_at, move_on_after, move_on_at, FailAfter, MaybeCancelled, MoveOn, TimedOut,
 };
-pub use error::{RecvError, SendError, TryRecvError, TrySendError};
-pub use receiver::{MemoryReceiver, Recv};
-pub use scope::{checkpoint, CancelScope, Cancelled, Scoped, WaitCancelled};
-pub use sender::{MemorySender, Send};
+pub use scope::{checkpoint, CancelScope, Scoped, WaitCancelled};
 pub use statistics::Statistics;
+pub use stream::{MemoryReceiver, MemorySender, Recv, Send};
 
-use chan::Chan;
+use stream::chan::Chan;
 use sync::Arc;
 
 /// Creates a stream that buffers up to `max_buffer_size` items.

@@ -1,3 +1,7 @@
+//! [`Statistics`]: a consistent snapshot of one stream, as AnyIO's
+//! `statistics()` gives. Filled in by the stream wing under the stream's
+//! lock; this module only defines the shape.
+
 /// A consistent snapshot of a stream's state, taken under its lock.
 ///
 /// Waiting operations are counted only while they are still deliverable: one

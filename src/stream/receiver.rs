@@ -13,12 +13,13 @@ use std::task::{Context, Poll};
 
 use futures_core::stream::{FusedStream, Stream};
 
-use crate::blocking::block_on;
-use crate::chan::{swap_waker, Chan, HandleId, RecvSlot, State, Wakeups};
+use super::blocking::block_on;
+use super::chan::{Chan, HandleId, RecvSlot, State, Waiting};
 use crate::error::{RecvError, TryRecvError};
-use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait, Waiting};
+use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait};
 use crate::statistics::Statistics;
 use crate::sync::{Arc, AtomicBool, Ordering};
+use crate::wakeups::{swap_waker, Wakeups};
 
 /// The receiving handle of a memory object stream.
 ///
@@ -432,6 +433,10 @@ pub struct Recv<'a, T> {
 }
 
 /// The state of one receive, shared by [`Recv`] and `recv_blocking`.
+///
+/// Mirrors `SendOp` (in `sender.rs`) step for step (first poll, waiting
+/// poll, abandon); the stream wing's docs say what the two share and why the
+/// rest stays apart.
 struct RecvOp {
     /// While blocked: our slot in the stream's receiver line and our
     /// registration with the scope. `None` on the fast path, which then has
@@ -476,25 +481,14 @@ impl RecvOp {
             }
             Err(err) => Poll::Ready(Err(err)),
             Ok(None) => {
-                let scope = if self.ignore_scope {
-                    ScopeRef::ROOT
-                } else {
-                    ScopeRef::current()
-                };
+                let scope = Waiting::scope(self.ignore_scope);
                 let key = state.receivers.push_back(RecvSlot::Waiting {
                     waker: cx.waker().clone(),
                     scope: scope.clone(),
                     handle: receiver.id,
                 });
                 drop(state);
-                // Recorded before any waker runs: if one panics, our `Drop`
-                // still finds the slot and frees it.
-                let waiting = self.waiting.insert(Waiting {
-                    key,
-                    scope: ScopeWait::new(scope),
-                });
-                wake.wake_all();
-                if waiting.scope.register_and_check(cx) {
+                if Waiting::record(&mut self.waiting, key, scope, wake, cx) {
                     // Cancelled while we queued: settle it under the lock.
                     return self.poll(receiver, cx);
                 }

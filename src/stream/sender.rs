@@ -5,12 +5,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::blocking::block_on;
-use crate::chan::{swap_waker, Chan, HandleId, SendAbort, SendRefusal, SendSlot, Wakeups};
+use super::blocking::block_on;
+use super::chan::{Chan, HandleId, SendAbort, SendRefusal, SendSlot, Waiting};
 use crate::error::{SendError, TrySendError};
-use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait, Waiting};
+use crate::scope::current_is_cancelled;
 use crate::statistics::Statistics;
 use crate::sync::{Arc, AtomicBool, Ordering};
+use crate::wakeups::{swap_waker, Wakeups};
 
 /// The sending handle of a memory object stream.
 ///
@@ -248,6 +249,10 @@ pub struct Send<'a, T> {
 }
 
 /// The state of one send, shared by [`Send`] and `send_blocking`.
+///
+/// Mirrors `RecvOp` (in `receiver.rs`) step for step (first poll, waiting
+/// poll, abandon); the stream wing's docs say what the two share and why the
+/// rest stays apart.
 struct SendOp<T> {
     /// The item until the send starts; afterwards it lives in the slot.
     item: Option<T>,
@@ -307,11 +312,7 @@ impl<T> SendOp<T> {
             }
             Err((SendRefusal::Broken, item)) => Poll::Ready(Err(SendError::Broken(item))),
             Err((SendRefusal::Full, item)) => {
-                let scope = if self.ignore_scope {
-                    ScopeRef::ROOT
-                } else {
-                    ScopeRef::current()
-                };
+                let scope = Waiting::scope(self.ignore_scope);
                 let key = state.senders.push_back(SendSlot::Waiting {
                     item,
                     waker: cx.waker().clone(),
@@ -321,14 +322,7 @@ impl<T> SendOp<T> {
                 // A `Stream` receive can take the item now.
                 state.sender_waiting(&mut wake);
                 drop(state);
-                // Recorded before any waker runs: if one panics, our `Drop`
-                // still finds the slot and withdraws the item.
-                let waiting = self.waiting.insert(Waiting {
-                    key,
-                    scope: ScopeWait::new(scope),
-                });
-                wake.wake_all();
-                if waiting.scope.register_and_check(cx) {
+                if Waiting::record(&mut self.waiting, key, scope, wake, cx) {
                     // Cancelled while we queued: settle it under the lock.
                     return self.poll(sender, cx);
                 }

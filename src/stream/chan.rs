@@ -86,16 +86,15 @@
 //!   room refills it from the waiting senders. So *a sender waiting ⇒ the
 //!   buffer is full*.
 
-use std::any::Any;
 use std::collections::VecDeque;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::task::Waker;
+use std::task::{Context, Waker};
 
 use crate::error::{RecvError, TryRecvError};
-use crate::scope::ScopeRef;
+use crate::scope::{ScopeRef, ScopeWait};
 use crate::statistics::Statistics;
 use crate::sync::{Mutex, MutexGuard};
 use crate::waitlist::WaitList;
+use crate::wakeups::{swap_waker, Wakeups};
 
 /// Identifies one handle (one clone) among the handles of a stream.
 pub(crate) type HandleId = u64;
@@ -161,72 +160,6 @@ pub(crate) enum SendAbort {
 pub(crate) enum SendRefusal {
     Broken,
     Full,
-}
-
-/// Wakers collected under the lock, woken after it is released.
-#[derive(Default)]
-pub(crate) struct Wakeups {
-    first: Option<Waker>,
-    rest: Vec<Waker>,
-}
-
-impl Wakeups {
-    #[inline]
-    pub(crate) fn push(&mut self, waker: Waker) {
-        if self.first.is_none() {
-            self.first = Some(waker);
-        } else {
-            self.rest.push(waker);
-        }
-    }
-
-    /// Whether nothing was collected: the common case, checked inline so
-    /// that an operation that woke nobody pays for nothing more.
-    #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-
-    /// Wakes every collected waker, even if one of them panics; the first
-    /// panic then propagates once all are woken.
-    #[inline]
-    pub(crate) fn wake_all(self) {
-        if !self.is_empty() {
-            self.wake_all_propagating();
-        }
-    }
-
-    #[inline(never)]
-    fn wake_all_propagating(self) {
-        if let Err(panic) = self.wake_all_catching() {
-            std::panic::resume_unwind(panic);
-        }
-    }
-
-    /// [`wake_all`](Wakeups::wake_all), handing the first panic back to the
-    /// caller instead of propagating it, for callers that must first put
-    /// something in order (an item in hand back into the stream).
-    pub(crate) fn wake_all_catching(self) -> Result<(), Box<dyn Any + std::marker::Send>> {
-        let Some(first) = self.first else {
-            return Ok(());
-        };
-        let mut panic = catch_unwind(AssertUnwindSafe(|| first.wake())).err();
-        for waker in self.rest {
-            let result = catch_unwind(AssertUnwindSafe(|| waker.wake()));
-            if let (None, Err(caught)) = (&panic, result) {
-                panic = Some(caught);
-            }
-        }
-        panic.map_or(Ok(()), Err)
-    }
-}
-
-/// Stores `waker` in place of `stored` unless both wake the same task;
-/// returns the replaced one, for the caller to drop after unlocking (a
-/// waker's drop is user code).
-#[inline]
-pub(crate) fn swap_waker(stored: &mut Waker, waker: &Waker) -> Option<Waker> {
-    (!stored.will_wake(waker)).then(|| std::mem::replace(stored, waker.clone()))
 }
 
 impl<T> Chan<T> {
@@ -588,4 +521,46 @@ fn abort_send<T>(slot: &mut SendSlot<T>, why: SendAbort, wake: &mut Wakeups) {
     };
     *slot = SendSlot::Aborted(why, item);
     wake.push(waker);
+}
+
+/// A blocked stream operation: its slot in the stream's line, and its
+/// registration with its scope (dropped: deregistered).
+pub(super) struct Waiting {
+    pub(super) key: usize,
+    pub(super) scope: ScopeWait,
+}
+
+impl Waiting {
+    /// The scope a new waiter waits in: the current one, or the root for the
+    /// blocking API, which ignores scopes.
+    #[inline]
+    pub(super) fn scope(ignore_scope: bool) -> ScopeRef {
+        if ignore_scope {
+            ScopeRef::ROOT
+        } else {
+            ScopeRef::current()
+        }
+    }
+
+    /// After slot `key` was pushed into a line and the lock released:
+    /// records the slot in `place` *before* any waker runs — if one panics,
+    /// the future's `Drop` still finds the slot and frees it — then wakes what
+    /// the push collected and registers with `scope`. Returns whether the
+    /// scope was found effectively cancelled meanwhile, which the caller then
+    /// settles under the lock.
+    #[inline]
+    pub(super) fn record(
+        place: &mut Option<Waiting>,
+        key: usize,
+        scope: ScopeRef,
+        wake: Wakeups,
+        cx: &mut Context<'_>,
+    ) -> bool {
+        let waiting = place.insert(Waiting {
+            key,
+            scope: ScopeWait::new(scope),
+        });
+        wake.wake_all();
+        waiting.scope.register_and_check(cx)
+    }
 }

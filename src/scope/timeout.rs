@@ -45,7 +45,7 @@
 //!
 //! # Timers
 //!
-//! See the crate's `timer` module: a blocked operation arms one timer for
+//! See this wing's `timer` module: a blocked operation arms one timer for
 //! its effective deadline — tokio's inside a tokio runtime (feature
 //! `tokio`), async-io's elsewhere (feature `async-io`, on by default). The
 //! README's "Deadline timers" section gives the measurements behind that
@@ -59,8 +59,9 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use crate::scope::{CancelScope, Cancelled, Scoped};
-use crate::RecvError;
+use super::clock;
+use super::{CancelScope, Scoped};
+use crate::error::{Cancelled, RecvError};
 
 /// An output that can say whether the code that produced it stopped because
 /// its cancel scope was cancelled. The timeout helpers use it to tell a
@@ -230,7 +231,7 @@ where
 
 /// `now + delay`, saturating far in the future.
 fn deadline_after(delay: Duration) -> Instant {
-    let now = crate::timer::now();
+    let now = clock::now();
     now.checked_add(delay)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
@@ -303,7 +304,7 @@ where
             && scope.catches()
             && scope
                 .deadline()
-                .is_some_and(|deadline| deadline <= crate::timer::now());
+                .is_some_and(|deadline| deadline <= clock::now());
         Poll::Ready(if timed_out { Err(TimedOut) } else { Ok(output) })
     }
 }

@@ -1,5 +1,5 @@
-//! The clock deadlines are read against, and the timer that wakes an
-//! operation blocked under a deadline.
+//! The timer that wakes an operation blocked under a deadline, and its
+//! backends.
 //!
 //! Nothing here runs a thread of its own. A blocked operation whose scope
 //! chain has a deadline arms one [`Timer`] for it and polls it with its own
@@ -11,9 +11,8 @@
 //! | anywhere else                      | async-io's timer (`async-io`, default) |
 //! | neither feature enabled            | none: expiry is seen at the next poll |
 //!
-//! With `tokio` enabled the clock is tokio's, which is the system's monotonic
-//! clock except in a runtime whose time is paused; deadlines then follow the
-//! paused clock, as tokio's own timeouts do.
+//! Deadlines are compared with the clock in `clock`, which is the clock the
+//! backend runs on; a timer only says when its instant has passed.
 //!
 //! Inside a loom model there is no backend: the models use deadlines that
 //! are already past or far away, which need no timer. (Elsewhere in the
@@ -22,21 +21,9 @@
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-/// Now, on the clock deadlines are compared with.
-pub(crate) fn now() -> Instant {
-    #[cfg(feature = "tokio")]
-    {
-        tokio::time::Instant::now().into_std()
-    }
-    #[cfg(not(feature = "tokio"))]
-    {
-        Instant::now()
-    }
-}
-
 /// A one-shot timer for one deadline; re-armed in place when the deadline
 /// moves.
-pub(crate) struct Timer {
+pub(super) struct Timer {
     deadline: Instant,
     backend: Backend,
 }
@@ -53,20 +40,20 @@ enum Backend {
 }
 
 impl Timer {
-    pub(crate) fn new(deadline: Instant) -> Self {
+    pub(super) fn new(deadline: Instant) -> Self {
         Timer {
             deadline,
             backend: Backend::new(deadline),
         }
     }
 
-    pub(crate) fn deadline(&self) -> Instant {
+    pub(super) fn deadline(&self) -> Instant {
         self.deadline
     }
 
     /// Moves the timer to `deadline`, reusing its registration where the
     /// backend allows.
-    pub(crate) fn reset(&mut self, deadline: Instant) {
+    pub(super) fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
         match &mut self.backend {
             #[cfg(feature = "tokio")]
@@ -80,7 +67,7 @@ impl Timer {
     }
 
     /// `Ready` once the deadline has passed on the backend's clock.
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(super) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match &mut self.backend {
             #[cfg(feature = "tokio")]
             Backend::Tokio(sleep) => std::future::Future::poll(sleep.as_mut(), cx),

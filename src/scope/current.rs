@@ -1,0 +1,116 @@
+//! The current scope: a thread-local set for the duration of each poll of a
+//! `run` future, and the checkpoint that reads it.
+//!
+//! The node moves into the thread-local for the poll and back to its owner
+//! after it ([`Entered`]), so entering a scope costs no reference-count
+//! traffic, and the previous scope is restored even if the poll unwinds.
+//! While this thread's thread-locals are being destroyed nothing can be made
+//! current, and code runs in the root.
+//!
+//! This module owns the thread-local; it reads the tree through [`Node`] and
+//! knows nothing of streams.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::tree::{same_node, Node};
+use crate::error::Cancelled;
+use crate::sync::{const_thread_local, TreeArc};
+
+const_thread_local! {
+    /// The scope the current poll runs in; `None` is the root.
+    static CURRENT: RefCell<Option<TreeArc<Node>>> = RefCell::new(None);
+}
+
+/// The current scope's node (`None`: the root), cloned. While this thread's
+/// thread-locals are being destroyed, the root.
+pub(super) fn current_node() -> Option<TreeArc<Node>> {
+    CURRENT
+        .try_with(|current| current.borrow().clone())
+        .ok()
+        .flatten()
+}
+
+/// Whether the current scope is effectively cancelled, without cloning it.
+pub(crate) fn current_is_cancelled() -> bool {
+    CURRENT
+        .try_with(|current| {
+            current
+                .borrow()
+                .as_ref()
+                .is_some_and(|node| node.is_cancelled())
+        })
+        .unwrap_or(false)
+}
+
+/// Whether `node` (`None`: the root) is the current scope.
+pub(super) fn is_current(node: &Option<TreeArc<Node>>) -> bool {
+    CURRENT
+        .try_with(|current| same_node(&current.borrow(), node))
+        .unwrap_or(node.is_none())
+}
+
+/// A scope made current for one poll: restores the previous one, and gives
+/// the scope back to its owner, when dropped (even if the poll unwinds).
+pub(super) struct Entered<'a> {
+    owner: &'a mut Option<TreeArc<Node>>,
+    previous: Option<TreeArc<Node>>,
+}
+
+impl<'a> Entered<'a> {
+    /// Makes `owner`'s scope current, taking it out of `owner` until the
+    /// guard drops. `None` while this thread's thread-locals are being
+    /// destroyed: the scope cannot be made current, and the poll runs in the
+    /// root.
+    pub(super) fn enter(owner: &'a mut Option<TreeArc<Node>>) -> Option<Self> {
+        let previous = CURRENT
+            .try_with(|current| current.replace(owner.take()))
+            .ok()?;
+        Some(Entered { owner, previous })
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = CURRENT.try_with(|current| *self.owner = current.replace(previous));
+    }
+}
+
+/// A cancellation point: fails with [`Cancelled`] if the current scope is
+/// effectively cancelled, and otherwise yields to the executor once.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// let scope = scopestream::CancelScope::new();
+/// scope.cancel();
+/// assert!(scope.run(scopestream::checkpoint()).await.is_err());
+/// assert!(scopestream::checkpoint().await.is_ok()); // the root is never cancelled
+/// # });
+/// ```
+pub async fn checkpoint() -> Result<(), Cancelled> {
+    if current_is_cancelled() {
+        return Err(Cancelled);
+    }
+    YieldNow { yielded: false }.await;
+    Ok(())
+}
+
+struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if std::mem::replace(&mut self.yielded, true) {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}

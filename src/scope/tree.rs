@@ -1,0 +1,481 @@
+//! The scope tree: nodes, their flags and deadlines, binding, cancel and
+//! shield, and waking a subtree.
+//!
+//! Everything that decides whether a scope is cancelled lives here; the
+//! public handle (`CancelScope`, in this wing's `mod.rs`) is a thin wrapper
+//! over a [`Node`]. This module knows nothing of streams, of the current
+//! scope, or of timers: a blocked operation's side of the protocol is in
+//! `wait`.
+//!
+//! # The tree
+//!
+//! Each [`CancelScope`](crate::CancelScope) is a handle to a node with two live flags and a
+//! parent link:
+//!
+//! ```text
+//!            root (never cancelled, no node)
+//!             │
+//!          ┌──┴──┐           cancel_called: set once, by cancel() (or a deadline)
+//!          A     B           shield:        toggled at any time by set_shield()
+//!          │                 parent:        bound once: at child(), or at the
+//!          C (shielded)                     first poll of a run() future
+//!          │
+//!          D
+//! ```
+//!
+//! **Effective cancellation** (SPEC C2) is computed on demand, never cached:
+//! walk from the scope outward; a scope whose `cancel_called` is set is
+//! cancelled; else a shielded scope is not; else ask the parent. Above, with A
+//! cancelled, D is not effectively cancelled while C is shielded, and is as
+//! soon as the shield drops.
+//!
+//! # How cancellation reaches a blocked operation
+//!
+//! A blocked operation registers its waker in the node of its own scope
+//! (a slab slot, recycled, so steady-state blocking does not allocate). Each
+//! node also keeps weak links to its children. `cancel()` sets the flag and
+//! then walks the subtree, waking every registered waker, and does not descend
+//! into a child that is shielded or already cancelled (the latter woke its own
+//! subtree). `set_shield(false)` on a scope that is then effectively cancelled
+//! walks its subtree the same way.
+//!
+//! Two races need an argument, and both rest on the node's mutex:
+//!
+//! * *register vs cancel.* An operation registers under the node lock and only
+//!   then checks the flags. `cancel()` stores its flag before it takes that
+//!   lock. Whichever takes the lock second sees the other's write: either the
+//!   walk finds the waker, or the check finds the flag.
+//! * *cancel vs unshield.* The shield flag is written under the node lock, and
+//!   the walk reads a child's shield under the same lock. If the walk comes
+//!   second it sees the shield down and wakes; if `set_shield(false)` comes
+//!   second it sees the ancestor's flag and walks itself.
+//!
+//! The operation, once woken, decides under its stream's lock (SPEC C5): an
+//! item already committed to it wins; otherwise cancellation does.
+//!
+//! # Deadlines
+//!
+//! A node's deadline is one more live word beside its flags. A passed
+//! deadline *is* a cancel: whoever first reads the chain after the instant —
+//! a checkpoint, an operation's start, the delivery-time check of C6,
+//! `is_cancel_called` — sets `cancel_called` then and there, so the scope
+//! behaves exactly as if `cancel()` had been called at that read, with all of
+//! C1–C6, and moving the deadline later afterwards changes nothing.
+//!
+//! That read may happen under a stream lock, so it only sets the flag and
+//! wakes nobody. Prompt wake-ups come from the blocked operations themselves:
+//! each one whose chain has a deadline (the *effective deadline*, the earliest
+//! up to the nearest shield) arms one timer for it (see `timer`). When the
+//! timer fires, the operation cancels every scope on its chain whose deadline
+//! is no later than the timer's — the timer has seen that instant pass — which
+//! wakes their subtrees like `cancel()`. Moving a deadline, or lowering a
+//! shield under one, wakes the subtree so that its operations re-arm: the
+//! *register-then-check* argument above covers this race too, with "the
+//! deadline word" in place of "the flag".
+
+use std::task::Waker;
+
+use super::clock::{LazyNow, NO_DEADLINE};
+use crate::sync::{AtomicU8, DeadlineWord, Mutex, OnceLock, Ordering, TreeArc, TreeWeak};
+use crate::waitlist::WaitList;
+use crate::wakeups::{swap_waker, Wakeups};
+
+/// `Node::flags`: `cancel()` was called (set once, never cleared).
+const CANCEL_CALLED: u8 = 0b01;
+/// `Node::flags`: the shield is up. ORDERING: changed only under the node
+/// lock (see the module docs).
+const SHIELD: u8 = 0b10;
+
+pub(super) struct Node {
+    /// `CANCEL_CALLED | SHIELD`, in one word so that a chain walk reads each
+    /// scope once.
+    flags: AtomicU8,
+    /// Ticks of the `clock` module, or [`NO_DEADLINE`].
+    deadline: DeadlineWord,
+    /// `None` inside: bound to the root. Unset: not bound yet.
+    parent: OnceLock<Option<TreeArc<Node>>>,
+    state: Mutex<NodeState>,
+}
+
+/// The wakers of the operations blocked in one scope: the first in a slot of
+/// its own, so that a scope with one blocked operation — a task's own scope,
+/// typically — never allocates a slab; the others in a slab.
+struct Waiters {
+    solo: Option<Waker>,
+    rest: WaitList<Waker>,
+}
+
+impl Default for Waiters {
+    fn default() -> Self {
+        Waiters {
+            solo: None,
+            rest: WaitList::new(),
+        }
+    }
+}
+
+impl Waiters {
+    /// The key of the `solo` slot (slab keys are indices, never this).
+    const SOLO: usize = usize::MAX;
+
+    fn push_back(&mut self, waker: Waker) -> usize {
+        if self.solo.is_none() {
+            self.solo = Some(waker);
+            Self::SOLO
+        } else {
+            self.rest.push_back(waker)
+        }
+    }
+
+    fn get_mut(&mut self, key: usize) -> &mut Waker {
+        match key {
+            Self::SOLO => self.solo.as_mut().expect("the solo waiter is registered"),
+            key => self.rest.get_mut(key),
+        }
+    }
+
+    fn remove(&mut self, key: usize) -> Waker {
+        match key {
+            Self::SOLO => self.solo.take().expect("the solo waiter is registered"),
+            key => self.rest.remove(key),
+        }
+    }
+
+    fn for_each(&self, mut f: impl FnMut(&Waker)) {
+        self.solo.iter().for_each(&mut f);
+        self.rest.iter().for_each(f);
+    }
+}
+
+struct NodeState {
+    /// Wakers of the operations blocked directly in this scope.
+    waiters: Waiters,
+    children: Vec<TreeWeak<Node>>,
+    /// Dead children are pruned when `children` reaches this length.
+    prune_at: usize,
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Node {
+            flags: AtomicU8::new(0),
+            deadline: DeadlineWord::new(NO_DEADLINE),
+            parent: OnceLock::new(),
+            state: Mutex::new(NodeState {
+                waiters: Waiters::default(),
+                children: Vec::new(),
+                prune_at: 8,
+            }),
+        }
+    }
+}
+
+/// Serialises [`Node::bind`]'s cycle check with its binding.
+static BINDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A deep chain of scopes is dropped iteratively: each node gives up its
+/// parent link before it goes, so dropping the innermost of 100 000 nested
+/// scopes does not recurse 100 000 frames deep.
+impl Drop for Node {
+    fn drop(&mut self) {
+        let mut parent = self.parent.take().flatten();
+        while let Some(node) = parent {
+            parent = TreeArc::into_inner(node).and_then(|mut node| node.parent.take().flatten());
+        }
+    }
+}
+
+impl Node {
+    /// The chain from this scope outward, up to and including the nearest
+    /// shielded scope (or the root), each scope with its flags read once.
+    /// Every rule of SPEC C2 and every deadline rule walks exactly this.
+    fn chain(&self) -> impl Iterator<Item = (&Node, u8)> {
+        let mut next = Some(self);
+        std::iter::from_fn(move || {
+            let node = next?;
+            let flags = node.flags();
+            next = match node.parent.get() {
+                Some(Some(parent)) if flags & SHIELD == 0 => Some(&**parent),
+                _ => None,
+            };
+            Some((node, flags))
+        })
+    }
+
+    /// SPEC C2, from the live flags and deadlines of the whole chain.
+    pub(super) fn is_cancelled(&self) -> bool {
+        self.cancelled_or_deadline().is_none()
+    }
+
+    /// `None` if effectively cancelled, else the effective deadline: one
+    /// walk, reading each scope's flags and deadline once.
+    pub(super) fn cancelled_or_deadline(&self) -> Option<i64> {
+        let mut now = LazyNow::default();
+        let mut earliest = NO_DEADLINE;
+        for (node, flags) in self.chain() {
+            // ORDERING: Acquire pairs with the Release store in `set_deadline`.
+            let deadline = node.deadline.load(Ordering::Acquire);
+            if flags & CANCEL_CALLED != 0 || node.expire_if_passed(deadline, &mut now) {
+                return None;
+            }
+            earliest = earliest.min(deadline);
+        }
+        Some(earliest)
+    }
+
+    /// `cancel_called`, expiring a passed deadline first.
+    pub(super) fn is_cancel_called(&self) -> bool {
+        self.flags() & CANCEL_CALLED != 0
+            || self.expire_if_passed(
+                self.deadline.load(Ordering::Acquire),
+                &mut LazyNow::default(),
+            )
+    }
+
+    /// If `deadline` (this node's, as just read) has passed, sets
+    /// `cancel_called` (waking nobody: we may be under a stream lock; see the
+    /// module docs) and says so.
+    #[inline]
+    fn expire_if_passed(&self, deadline: i64, now: &mut LazyNow) -> bool {
+        if deadline == NO_DEADLINE || deadline > now.ticks() {
+            return false;
+        }
+        self.flags.fetch_or(CANCEL_CALLED, Ordering::AcqRel);
+        true
+    }
+
+    /// The earliest deadline on the chain up to the nearest shield.
+    pub(super) fn effective_deadline(&self) -> i64 {
+        self.chain()
+            .map(|(node, _)| node.deadline.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(NO_DEADLINE)
+    }
+
+    /// A timer armed for `deadline` fired: cancels every scope on the chain
+    /// (up to the nearest shield) whose deadline is no later.
+    pub(super) fn expire_through(&self, deadline: i64) {
+        for (node, _) in self.chain() {
+            if node.deadline.load(Ordering::Acquire) <= deadline {
+                node.cancel();
+            }
+        }
+    }
+
+    pub(super) fn cancel(&self) {
+        if self.flags.fetch_or(CANCEL_CALLED, Ordering::AcqRel) & CANCEL_CALLED == 0 {
+            self.wake_subtree();
+        }
+    }
+
+    #[inline]
+    fn flags(&self) -> u8 {
+        // ORDERING: Acquire pairs with the AcqRel updates in `cancel` and
+        // `set_shield`; the lost-wakeup arguments rely on the node locks, not
+        // on this ordering.
+        self.flags.load(Ordering::Acquire)
+    }
+
+    fn has_ancestor_or_self(&self, target: &Node) -> bool {
+        let mut node = self;
+        loop {
+            if std::ptr::eq(node, target) {
+                return true;
+            }
+            match node.parent.get() {
+                Some(Some(parent)) => node = parent,
+                _ => return false,
+            }
+        }
+    }
+
+    /// Binds a node made just now under `parent`: O(1), as nobody can hold
+    /// it yet, so it cannot be an ancestor of `parent`.
+    pub(super) fn bind_new(this: &TreeArc<Node>, parent: Option<TreeArc<Node>>) {
+        if let Some(parent) = &parent {
+            parent.adopt(this);
+        }
+        let _ = this.parent.set(parent);
+    }
+
+    /// Binds `this` under `parent` unless it is bound already, at the first
+    /// poll of one of its `run` futures.
+    ///
+    /// A scope cannot become its own ancestor: such a parent is refused and
+    /// the scope hangs off the root instead. The check and the binding are
+    /// one step under [`BINDING`], so two scopes bound concurrently into
+    /// each other's subtrees cannot both pass it and form a cycle. (Only
+    /// these bindings can close a cycle: `child()` binds a node nobody holds
+    /// yet.) The lock covers std operations only, never a loom point.
+    ///
+    /// The child link is pushed after the parent is published, and then the
+    /// chain is checked: a `cancel()` of an ancestor either finds the link
+    /// when it walks, or stored its flag before our push took the parent's
+    /// lock and is seen by the check (register-then-check, as for a waiter).
+    /// Anything already waiting on `this` — a `cancelled()` future awaited
+    /// before the first `run` — is woken if the new chain is cancelled, or
+    /// has a deadline for it to arm a timer for.
+    pub(super) fn bind(this: &TreeArc<Node>, parent: Option<TreeArc<Node>>) {
+        let bound = {
+            let _binding = BINDING
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if this.parent.get().is_some() {
+                return;
+            }
+            let parent = parent.filter(|p| !p.has_ancestor_or_self(this));
+            let bound = parent.clone();
+            let _ = this.parent.set(parent);
+            bound
+        };
+        if let Some(parent) = bound {
+            parent.adopt(this);
+            if parent.cancelled_or_deadline() != Some(NO_DEADLINE) {
+                this.wake_subtree();
+            }
+        }
+    }
+
+    fn adopt(&self, child: &TreeArc<Node>) {
+        let mut state = self.state.lock();
+        if state.children.len() >= state.prune_at {
+            state.children.retain(|c| c.strong_count() > 0);
+            state.prune_at = (state.children.len() * 2).max(8);
+        }
+        state.children.push(TreeArc::downgrade(child));
+    }
+
+    /// Wakes every operation blocked in `root`'s subtree, not descending into
+    /// children that are shielded or cancelled themselves.
+    ///
+    /// Allocates nothing for a scope with at most one blocked operation and
+    /// no live children, the common case of a per-task scope.
+    pub(super) fn wake_subtree(&self) {
+        let mut wakers = Wakeups::default();
+        let mut stack = Vec::new();
+        self.collect_wakers(&mut wakers, &mut stack);
+        while let Some(node) = stack.pop() {
+            // Shielded children keep the cancellation out; cancelled ones
+            // woke their own subtree. Flags read under the child's lock.
+            node.collect_wakers_unless(CANCEL_CALLED | SHIELD, &mut wakers, &mut stack);
+        }
+        wakers.wake_all();
+    }
+
+    fn collect_wakers(&self, wakers: &mut Wakeups, stack: &mut Vec<TreeArc<Node>>) {
+        self.collect_wakers_unless(0, wakers, stack);
+    }
+
+    /// Under this node's lock: unless one of `skip` is set in its flags,
+    /// takes its wakers and queues its live children.
+    fn collect_wakers_unless(
+        &self,
+        skip: u8,
+        wakers: &mut Wakeups,
+        stack: &mut Vec<TreeArc<Node>>,
+    ) {
+        let state = self.state.lock();
+        if self.flags() & skip != 0 {
+            return;
+        }
+        state.waiters.for_each(|waker| wakers.push(waker.clone()));
+        stack.extend(state.children.iter().filter_map(TreeWeak::upgrade));
+    }
+}
+
+/// What the public handle and a blocked operation's registration do with a
+/// node.
+impl Node {
+    /// `cancel_called` as it stands, without expiring a passed deadline (for
+    /// `Debug`, which must not change what it shows).
+    pub(super) fn cancel_called_flag(&self) -> bool {
+        self.flags() & CANCEL_CALLED != 0
+    }
+
+    pub(super) fn is_shielded(&self) -> bool {
+        self.flags() & SHIELD != 0
+    }
+
+    /// Raises or lowers the shield; lowered, wakes the subtree if it may
+    /// now be cancelled, or under an outer deadline its operations must arm
+    /// a timer for.
+    pub(super) fn set_shield(&self, shield: bool) {
+        {
+            let _state = self.state.lock();
+            // ORDERING: under the node lock; see the module docs.
+            if shield {
+                self.flags.fetch_or(SHIELD, Ordering::AcqRel);
+            } else {
+                self.flags.fetch_and(!SHIELD, Ordering::AcqRel);
+            }
+        }
+        if !shield && self.cancelled_or_deadline() != Some(NO_DEADLINE) {
+            self.wake_subtree();
+        }
+    }
+
+    /// This node's own deadline, in ticks, or [`NO_DEADLINE`].
+    pub(super) fn deadline(&self) -> i64 {
+        // ORDERING: Acquire pairs with the Release store in `set_deadline`.
+        self.deadline.load(Ordering::Acquire)
+    }
+
+    /// Sets, moves or removes (`NO_DEADLINE`) this node's deadline.
+    pub(super) fn set_deadline(&self, deadline: i64) {
+        // The old deadline, if passed, has cancelled the scope (this read
+        // expires it): its operations are woken by `cancel()` or by their own
+        // timers, and nothing more is to be done.
+        let was_cancelled = self.is_cancel_called();
+        // ORDERING: stored before `wake_subtree` takes the subtree's locks,
+        // so a waiter that registers after those locks reads the new deadline
+        // (register-then-check, as for `cancel`).
+        self.deadline.store(deadline, Ordering::Release);
+        if !was_cancelled {
+            // Passed already: cancelled now (this read sets the flag), and the
+            // wake below fails the blocked operations. Otherwise they re-arm.
+            let _ = self.is_cancel_called();
+            self.wake_subtree();
+        }
+    }
+
+    /// Trio's and AnyIO's rule at a scope's exit: its own cancel was called
+    /// (or its deadline passed), and no cancellation from outside is visible
+    /// in it, so that the outermost cancelled scope up to a shield catches.
+    pub(super) fn catches(&self) -> bool {
+        self.is_cancel_called()
+            && (self.is_shielded()
+                || !matches!(self.parent.get(), Some(Some(parent)) if parent.is_cancelled()))
+    }
+
+    /// Whether the parent is still to be bound (at a first poll of `run`).
+    pub(super) fn is_unbound(&self) -> bool {
+        self.parent.get().is_none()
+    }
+
+    /// Registers the waker of an operation blocked in this scope; the key
+    /// is its slot until [`deregister`](Node::deregister).
+    pub(super) fn register(&self, waker: Waker) -> usize {
+        self.state.lock().waiters.push_back(waker)
+    }
+
+    /// Replaces a registered waker unless it wakes the same task; the old
+    /// one is returned, to be dropped by the caller after the lock.
+    pub(super) fn replace_waker(&self, key: usize, waker: &Waker) -> Option<Waker> {
+        swap_waker(self.state.lock().waiters.get_mut(key), waker)
+    }
+
+    /// Frees a registration's slot; its waker is returned, to be dropped by
+    /// the caller after the lock.
+    pub(super) fn deregister(&self, key: usize) -> Waker {
+        self.state.lock().waiters.remove(key)
+    }
+}
+
+/// Whether two nodes (`None`: the root) are the same scope.
+pub(super) fn same_node(a: &Option<TreeArc<Node>>, b: &Option<TreeArc<Node>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => TreeArc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}

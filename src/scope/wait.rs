@@ -1,0 +1,170 @@
+//! A blocked operation's side of cancellation: its registration with its
+//! scope, so that `cancel()` or a deadline can wake it from any thread.
+//!
+//! [`ScopeWait`] is what a blocked operation holds: it registers the task's
+//! waker in the scope's node, arms one timer for the chain's effective
+//! deadline, and says whether the scope is effectively cancelled —
+//! register-then-check, so that a concurrent `cancel()` either finds the
+//! waker or is seen by the check (see `tree`). [`ScopeRef`] is the scope as a
+//! stream sees a waiter's: enough to decide deliverability (SPEC C6).
+//! [`WaitCancelled`] is the same registration as a public future.
+//!
+//! These two types and `current_is_cancelled` are all the stream wing sees of
+//! scopes.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use super::clock::{from_ticks, NO_DEADLINE};
+use super::current;
+use super::timer::Timer;
+use super::tree::Node;
+use crate::sync::TreeArc;
+
+/// A scope as seen by a stream waiter: enough to decide deliverability (C6).
+#[derive(Clone, Default)]
+pub(crate) struct ScopeRef(Option<TreeArc<Node>>);
+
+impl ScopeRef {
+    pub(crate) const ROOT: ScopeRef = ScopeRef(None);
+
+    pub(crate) fn current() -> ScopeRef {
+        ScopeRef(current::current_node())
+    }
+
+    #[inline]
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.0.as_ref().is_some_and(|node| node.is_cancelled())
+    }
+}
+
+/// A blocked operation's registration with its scope, so that `cancel()`
+/// (or a deadline) can wake it. Deregisters on drop.
+pub(crate) struct ScopeWait {
+    scope: ScopeRef,
+    /// Our slot in the node's waiter slab, and the waker stored there (kept
+    /// here too, so a re-poll with the same waker needs no lock).
+    registered: Option<(usize, Waker)>,
+    /// Armed for the chain's effective deadline, while there is one. Boxed:
+    /// only operations that block under a deadline pay for its size, which
+    /// would otherwise be copied with every `Send`/`Recv` future.
+    timer: Option<Box<Timer>>,
+}
+
+impl ScopeWait {
+    pub(crate) fn new(scope: ScopeRef) -> Self {
+        ScopeWait {
+            scope,
+            registered: None,
+            timer: None,
+        }
+    }
+
+    /// Registers the task's waker (or refreshes it), arms or polls the
+    /// deadline timer, and then reports whether the scope is effectively
+    /// cancelled. Register-then-check: a concurrent `cancel()` or
+    /// `set_deadline()` either finds the waker or is seen by the check.
+    pub(crate) fn register_and_check(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(node) = &self.scope.0 else {
+            return false;
+        };
+        let waker = cx.waker();
+        match &mut self.registered {
+            Some((_, stored)) if stored.will_wake(waker) => {}
+            Some((key, stored)) => {
+                // The replaced waker is dropped after the node lock.
+                let old = node.replace_waker(*key, waker);
+                drop(old);
+                stored.clone_from(waker);
+            }
+            None => {
+                let key = node.register(waker.clone());
+                self.registered = Some((key, waker.clone()));
+            }
+        }
+        loop {
+            let deadline = match node.cancelled_or_deadline() {
+                None => return true,
+                Some(NO_DEADLINE) => {
+                    self.timer = None;
+                    return false;
+                }
+                Some(ticks) => ticks,
+            };
+            let at = from_ticks(deadline);
+            let timer = match &mut self.timer {
+                Some(timer) => {
+                    if timer.deadline() != at {
+                        timer.reset(at);
+                    }
+                    timer
+                }
+                None => self.timer.insert(Box::new(Timer::new(at))),
+            };
+            if timer.poll(cx).is_pending() {
+                return false;
+            }
+            // The timer saw `at` pass. Unless the deadlines moved meanwhile,
+            // this cancels a scope on the chain and the next check returns.
+            node.expire_through(deadline);
+        }
+    }
+
+    /// Whether this registration is with the scope current now.
+    pub(crate) fn is_current(&self) -> bool {
+        current::is_current(&self.scope.0)
+    }
+
+    pub(crate) fn deregister(&mut self) {
+        self.timer = None;
+        if let (Some((key, _)), Some(node)) = (self.registered.take(), &self.scope.0) {
+            let waker = node.deregister(key);
+            drop(waker); // after the node lock
+        }
+    }
+}
+
+impl Drop for ScopeWait {
+    fn drop(&mut self) {
+        self.deregister();
+    }
+}
+
+/// The future of [`CancelScope::cancelled`](crate::CancelScope::cancelled).
+#[must_use = "futures do nothing unless polled"]
+pub struct WaitCancelled {
+    wait: ScopeWait,
+}
+
+impl WaitCancelled {
+    pub(super) fn new(node: Option<TreeArc<Node>>) -> Self {
+        WaitCancelled {
+            wait: ScopeWait::new(ScopeRef(node)),
+        }
+    }
+}
+
+impl Future for WaitCancelled {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.wait.scope.0.is_none() {
+            return Poll::Pending; // the root: never
+        }
+        if this.wait.register_and_check(cx) {
+            this.wait.deregister();
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl fmt::Debug for WaitCancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitCancelled").finish_non_exhaustive()
+    }
+}
