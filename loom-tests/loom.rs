@@ -3,7 +3,8 @@
 //! Run with `cargo test --features loom` (everything the feature affects:
 //! these models and the doc tests), or `cargo test --release --features loom
 //! --test loom` for the models alone. Inside a model every primitive in
-//! `src/sync.rs` is loom's, so these models check the real code. Each model has two or three threads and at most two items,
+//! `src/sync.rs` is loom's, so these models check the real code. Each model
+//! has two or three threads and at most two items,
 //! asserts the exact set of outcomes it allows, and counts item drops so that
 //! a lost or doubly dropped item fails it. Every model is exhaustive (no
 //! preemption bound) unless a bound is stated next to it.
@@ -849,4 +850,44 @@ fn stream_abandoned_next_then_handle_dropped_vs_send_buffer_0() {
 #[test]
 fn stream_abandoned_next_then_handle_dropped_vs_send_buffer_1() {
     abandoned_next_then_handle_dropped_vs_send(1);
+}
+
+/// `broken()` blocked while the last two receivers close on two other
+/// threads: it is woken once the second closes, whichever that is (a lost
+/// wake-up hangs the model), and never before.
+#[test]
+fn broken_told_when_the_last_receiver_closes() {
+    model(|| {
+        let (tx, rx) = memory_stream::<u32>(0);
+        let rx2 = rx.clone();
+        let first = thread::spawn(move || drop(rx));
+        let second = thread::spawn(move || rx2.close());
+        assert_eq!(block_on(tx.broken()), Ok(()));
+        assert!(tx.is_broken());
+        first.join().unwrap();
+        second.join().unwrap();
+    });
+}
+
+/// A weak sender upgraded while the last sender closes on another thread:
+/// either the upgrade wins, and its item is received before the end of the
+/// stream, or it finds the stream ended and gets nothing. Never an open
+/// sender on an ended stream.
+#[test]
+fn weak_upgrade_vs_last_sender_close() {
+    model(|| {
+        let (tx, rx) = memory_stream::<u32>(1);
+        let weak = tx.downgrade();
+        let closer = thread::spawn(move || drop(tx));
+        let upgraded = weak.upgrade().map(|strong| strong.try_send(7));
+        closer.join().unwrap();
+        match upgraded {
+            Some(sent) => {
+                assert_eq!(sent, Ok(()));
+                assert_eq!(rx.try_recv(), Ok(7));
+            }
+            None => assert!(weak.upgrade().is_none()),
+        }
+        assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
+    });
 }

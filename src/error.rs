@@ -60,6 +60,32 @@ pub enum TryRecvError {
     Closed,
 }
 
+/// Why [`send_timeout`](crate::MemorySender::send_timeout) or
+/// [`send_deadline`](crate::MemorySender::send_deadline) failed. The unsent
+/// item is inside.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SendTimeoutError<T> {
+    /// The time ran out before a receiver took the item (or buffer room
+    /// opened). Nothing changed in the stream.
+    Timeout(T),
+    /// This sender handle is closed.
+    Closed(T),
+    /// Every receiver is closed.
+    Broken(T),
+}
+
+/// Why [`recv_timeout`](crate::MemoryReceiver::recv_timeout) or
+/// [`recv_deadline`](crate::MemoryReceiver::recv_deadline) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecvTimeoutError {
+    /// The time ran out before an item came. Nothing changed in the stream.
+    Timeout,
+    /// Every sender is closed and the buffer is drained.
+    EndOfStream,
+    /// This receiver handle is closed.
+    Closed,
+}
+
 impl<T> SendError<T> {
     /// Takes the unsent item back.
     ///
@@ -91,6 +117,62 @@ impl<T> TrySendError<T> {
         matches!(self, TrySendError::Full(_))
     }
 }
+
+impl<T> SendTimeoutError<T> {
+    /// Takes the unsent item back.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendTimeoutError::Timeout(item)
+            | SendTimeoutError::Closed(item)
+            | SendTimeoutError::Broken(item) => item,
+        }
+    }
+
+    /// `true` for [`SendTimeoutError::Timeout`]: the send may succeed later.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SendTimeoutError::Timeout(_))
+    }
+}
+
+impl RecvTimeoutError {
+    /// `true` for [`RecvTimeoutError::Timeout`]: an item may still come.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RecvTimeoutError::Timeout)
+    }
+}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendTimeoutError::Closed(_) => f.write_str("Closed(..)"),
+            SendTimeoutError::Broken(_) => f.write_str("Broken(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendTimeoutError::Timeout(_) => "timed out sending on a stream",
+            SendTimeoutError::Closed(_) => "sending on a closed sender",
+            SendTimeoutError::Broken(_) => "sending on a stream whose receivers are all closed",
+        })
+    }
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecvTimeoutError::Timeout => "timed out receiving on a stream",
+            RecvTimeoutError::EndOfStream => "end of stream: every sender is closed",
+            RecvTimeoutError::Closed => "receiving on a closed receiver",
+        })
+    }
+}
+
+impl<T> Error for SendTimeoutError<T> {}
+impl Error for RecvTimeoutError {}
 
 impl<T> fmt::Debug for SendError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -90,6 +90,29 @@
 //!   receiver closing drops the buffered items, which breaks cycles through
 //!   senders only. Every peer channel behaves so.
 //!
+//! # Coming from async-channel, tokio, flume or crossbeam
+//!
+//! What their users reach for is here, with this crate's guarantees: a
+//! [`Sink`](futures_sink::Sink) over a sender ([`MemorySender::into_sink`]),
+//! fused futures and stream, `len`/`is_empty`/`is_full`/`capacity`, "every
+//! receiver is gone" ([`MemorySender::broken`], [`MemorySender::is_broken`];
+//! tokio's `Sender::closed`), blocking timeouts
+//! ([`MemoryReceiver::recv_timeout`], [`MemorySender::send_timeout`] and the
+//! `_deadline` forms), blocking iterators ([`MemoryReceiver::iter`],
+//! [`MemoryReceiver::try_iter`], `for item in &rx`), owned `'static`
+//! futures ([`MemorySender::send_owned`], [`MemoryReceiver::recv_owned`])
+//! and weak handles ([`MemorySender::downgrade`], [`MemoryReceiver::downgrade`]).
+//!
+//! Left out on purpose:
+//!
+//! * **`reserve` and permits.** A permit lets a send be cancelled without
+//!   losing its item; here a send cancelled before its commit point already
+//!   hands its item back, and a permit held across a cancellation would be a
+//!   second point of no return.
+//! * **`force_send`** (evict the oldest item to make room): it drops an item
+//!   nobody received, which the conservation guarantee rules out.
+//! * **Panicking on capacity 0**: capacity 0 is a true rendezvous.
+//!
 //! # Design
 //!
 //! A stream is one mutex around a buffer and two FIFO lines of waiter slots
@@ -130,13 +153,18 @@ mod sync;
 mod waitlist;
 mod wakeups;
 
-pub use error::{Cancelled, RecvError, SendError, TryRecvError, TrySendError};
+pub use error::{
+    Cancelled, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 pub use scope::timeout::{
     fail_after, fail_at, move_on_after, move_on_at, FailAfter, MaybeCancelled, MoveOn, TimedOut,
 };
 pub use scope::{checkpoint, CancelScope, Scoped, WaitCancelled};
 pub use statistics::Statistics;
-pub use stream::{MemoryReceiver, MemorySender, Recv, Send};
+pub use stream::{
+    IntoIter, Iter, MemoryReceiver, MemorySender, OwnedRecv, OwnedSend, Recv, Send, SendSink,
+    TryIter, WaitBroken, WeakReceiver, WeakSender,
+};
 
 use stream::chan::Chan;
 use sync::Arc;

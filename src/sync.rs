@@ -28,7 +28,7 @@ pub(crate) use std::sync::{Arc as TreeArc, Weak as TreeWeak};
 mod imp {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
     pub(crate) use std::sync::Arc;
-    pub(crate) use std::thread::{current as current_thread, park, Thread};
+    pub(crate) use std::thread::{current as current_thread, park, park_timeout, Thread};
     pub(crate) use std::thread_local;
 
     /// parking_lot's mutex: it spins briefly before parking, which suits
@@ -253,6 +253,17 @@ mod imp {
             loom::thread::park();
         } else {
             std::thread::park();
+        }
+    }
+
+    /// Inside a model, loom has no clock: the blocking timeouts are not
+    /// modelled, and this is a yield (a spurious wake-up, which every caller
+    /// allows for).
+    pub(crate) fn park_timeout(timeout: std::time::Duration) {
+        if model_checking() {
+            loom::thread::yield_now();
+        } else {
+            std::thread::park_timeout(timeout);
         }
     }
 

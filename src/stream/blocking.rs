@@ -15,7 +15,9 @@ use std::pin::{pin, Pin};
 use std::sync::Arc as WakerArc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::sync::{current_thread, park, thread_local, AtomicBool, Ordering, Thread};
+use std::time::Instant;
+
+use crate::sync::{current_thread, park, park_timeout, thread_local, AtomicBool, Ordering, Thread};
 
 struct Parker {
     thread: Thread,
@@ -55,29 +57,57 @@ fn new_waker() -> (WakerArc<Parker>, Waker) {
 /// Called while this thread's thread-locals are being destroyed (from
 /// another thread-local's destructor), it uses a waker made for this call.
 pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
+    let fut = pin!(fut);
+    block_on_until(fut, None).expect("no deadline: the future ran to completion")
+}
+
+/// Polls `fut` until it completes or `deadline` passes (`None`: never),
+/// parking the thread while it is pending. `None` if the time ran out, with
+/// the future still pending, for the caller to settle. The future is polled
+/// at least once, whatever the deadline.
+pub(crate) fn block_on_until<F: Future>(
+    mut fut: Pin<&mut F>,
+    deadline: Option<Instant>,
+) -> Option<F::Output> {
     let mut output = None;
     let with_cached = WAKER.try_with(|(parker, waker)| {
-        output = Some(run(fut.as_mut(), parker, waker));
+        output = run(fut.as_mut(), parker, waker, deadline);
     });
     if with_cached.is_err() {
         let (parker, waker) = new_waker();
-        output = Some(run(fut.as_mut(), &parker, &waker));
+        output = run(fut.as_mut(), &parker, &waker, deadline);
     }
-    output.expect("the future ran to completion")
+    output
 }
 
-fn run<F: Future>(mut fut: Pin<&mut F>, parker: &Parker, waker: &Waker) -> F::Output {
+fn run<F: Future>(
+    mut fut: Pin<&mut F>,
+    parker: &Parker,
+    waker: &Waker,
+    deadline: Option<Instant>,
+) -> Option<F::Output> {
     let mut cx = Context::from_waker(waker);
     loop {
         if let Poll::Ready(output) = fut.as_mut().poll(&mut cx) {
-            return output;
+            return Some(output);
         }
-        wait_briefly(&parker.notified);
+        // A zero timeout tries once: no waiting at all once time is up.
+        if deadline.is_none_or(|deadline| Instant::now() < deadline) {
+            wait_briefly(&parker.notified);
+        }
         // A wake-up between the poll and here leaves `notified` set, and
         // an unpark before `park` makes `park` return at once.
         while !parker.notified.swap(false, Ordering::Acquire) {
-            park();
+            match deadline {
+                None => park(),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return None;
+                    }
+                    park_timeout(deadline - now);
+                }
+            }
         }
     }
 }

@@ -114,6 +114,8 @@ pub(crate) struct State<T> {
     pub(crate) senders: WaitList<SendSlot<T>>,
     /// `Stream` receives waiting to be told that an item may be there.
     listeners: WaitList<Listener>,
+    /// `MemorySender::broken` futures waiting for the last receiver to close.
+    broken_watchers: WaitList<Listener>,
     /// Items in `Delivered` slots: committed, not yet collected.
     committed: usize,
     open_senders: usize,
@@ -142,7 +144,8 @@ pub(crate) enum SendSlot<T> {
     Aborted(SendAbort, T),
 }
 
-/// A `Stream` receive waiting to be told (see the module docs).
+/// A `Stream` receive waiting to be told (see the module docs), or a
+/// `broken()` future waiting for the last receiver to close.
 pub(crate) enum Listener {
     Waiting { waker: Waker, handle: HandleId },
     Told,
@@ -172,6 +175,7 @@ impl<T> Chan<T> {
                 receivers: WaitList::new(),
                 senders: WaitList::new(),
                 listeners: WaitList::new(),
+                broken_watchers: WaitList::new(),
                 committed: 0,
                 open_senders: 1,
                 open_receivers: 1,
@@ -203,6 +207,18 @@ impl<T> State<T> {
     pub(crate) fn open_sender(&mut self) -> HandleId {
         self.open_senders += 1;
         self.new_handle_id()
+    }
+
+    /// A new open sender for a weak handle, unless every sender is closed
+    /// (the stream has ended for good).
+    pub(crate) fn reopen_sender(&mut self) -> Option<HandleId> {
+        (self.open_senders > 0).then(|| self.open_sender())
+    }
+
+    /// A new open receiver for a weak handle, unless every receiver is
+    /// closed (the stream is broken for good).
+    pub(crate) fn reopen_receiver(&mut self) -> Option<HandleId> {
+        (self.open_receivers > 0).then(|| self.open_receiver())
     }
 
     /// Registers a new open receiver handle.
@@ -359,13 +375,7 @@ impl<T> State<T> {
     #[cold]
     fn tell_listeners_where(&mut self, f: impl Fn(HandleId) -> bool, wake: &mut Wakeups) {
         self.listeners.unlink_where(|listener| match listener {
-            Listener::Waiting { handle, .. } if f(*handle) => {
-                if let Listener::Waiting { waker, .. } = std::mem::replace(listener, Listener::Told)
-                {
-                    wake.push(waker);
-                }
-                true
-            }
+            Listener::Waiting { handle, .. } if f(*handle) => tell(listener, wake),
             _ => false,
         });
     }
@@ -380,27 +390,34 @@ impl<T> State<T> {
         waker: &Waker,
         handle: HandleId,
     ) -> (usize, Option<Waker>) {
-        if let Some(key) = key {
-            if let Listener::Waiting { waker: stored, .. } = self.listeners.get_mut(key) {
-                return (key, swap_waker(stored, waker));
-            }
-            // Told since: a fresh slot goes to the back of the line.
-            self.listeners.remove(key);
-        }
-        let key = self.listeners.push_back(Listener::Waiting {
-            waker: waker.clone(),
-            handle,
-        });
-        (key, None)
+        listen_in(&mut self.listeners, key, waker, handle)
     }
 
     /// Frees a `Stream` receive's listener slot; returns its waker, if it had
     /// not been told, for the caller to drop after unlocking.
     pub(crate) fn unlisten(&mut self, key: usize) -> Option<Waker> {
-        match self.listeners.remove(key) {
-            Listener::Waiting { waker, .. } => Some(waker),
-            Listener::Told => None,
-        }
+        unlisten_in(&mut self.listeners, key)
+    }
+
+    /// Whether every receiver is closed: no item can ever be received.
+    pub(crate) fn is_broken(&self) -> bool {
+        self.open_receivers == 0
+    }
+
+    /// A `broken()` future found receivers open: keeps (or puts) it in the
+    /// line told when the last one closes; as [`listen`](State::listen).
+    pub(crate) fn watch_broken(
+        &mut self,
+        key: Option<usize>,
+        waker: &Waker,
+        handle: HandleId,
+    ) -> (usize, Option<Waker>) {
+        listen_in(&mut self.broken_watchers, key, waker, handle)
+    }
+
+    /// Frees a `broken()` future's slot; as [`unlisten`](State::unlisten).
+    pub(crate) fn unwatch_broken(&mut self, key: usize) -> Option<Waker> {
+        unlisten_in(&mut self.broken_watchers, key)
     }
 
     /// SPEC S8: an item committed to a receive that was then dropped goes back
@@ -463,6 +480,8 @@ impl<T> State<T> {
             abort_send(slot, SendAbort::Broken, wake);
             true
         });
+        self.broken_watchers
+            .unlink_where(|watcher| tell(watcher, wake));
         std::mem::take(&mut self.buffer)
     }
 
@@ -502,6 +521,43 @@ fn abort_recv<T>(slot: &mut RecvSlot<T>, why: RecvError, wake: &mut Wakeups) {
         *slot = RecvSlot::Aborted(why);
     }
     wake.push(waker);
+}
+
+/// Tells a waiting listener (its waker goes to `wake`); `true`: unlink it.
+fn tell(listener: &mut Listener, wake: &mut Wakeups) -> bool {
+    if let Listener::Waiting { waker, .. } = std::mem::replace(listener, Listener::Told) {
+        wake.push(waker);
+    }
+    true
+}
+
+/// [`State::listen`] on either line of listeners.
+fn listen_in(
+    line: &mut WaitList<Listener>,
+    key: Option<usize>,
+    waker: &Waker,
+    handle: HandleId,
+) -> (usize, Option<Waker>) {
+    if let Some(key) = key {
+        if let Listener::Waiting { waker: stored, .. } = line.get_mut(key) {
+            return (key, swap_waker(stored, waker));
+        }
+        // Told since: a fresh slot goes to the back of the line.
+        line.remove(key);
+    }
+    let key = line.push_back(Listener::Waiting {
+        waker: waker.clone(),
+        handle,
+    });
+    (key, None)
+}
+
+/// [`State::unlisten`] on either line of listeners.
+fn unlisten_in(line: &mut WaitList<Listener>, key: usize) -> Option<Waker> {
+    match line.remove(key) {
+        Listener::Waiting { waker, .. } => Some(waker),
+        Listener::Told => None,
+    }
 }
 
 /// Aborts a linked, waiting send slot with `why` — or with `Cancelled` if its

@@ -6,6 +6,7 @@
 //! | `sender.rs`   | [`MemorySender`] and its [`Send`] future                      |
 //! | `receiver.rs` | [`MemoryReceiver`], its [`Recv`] future and its `Stream` receive |
 //! | `blocking.rs` | running one of the futures above to completion on a thread    |
+//! | `sink.rs`     | [`SendSink`], the `Sink` over a sender                        |
 //!
 //! The wing uses the floor (`sync`, `waitlist`, `wakeups`, `error`,
 //! `statistics`) and, of the scope wing, only what a waiter needs: whether
@@ -29,6 +30,8 @@ mod blocking;
 pub(crate) mod chan;
 mod receiver;
 mod sender;
+mod sink;
 
-pub use receiver::{MemoryReceiver, Recv};
-pub use sender::{MemorySender, Send};
+pub use receiver::{IntoIter, Iter, MemoryReceiver, OwnedRecv, Recv, TryIter, WeakReceiver};
+pub use sender::{MemorySender, OwnedSend, Send, WaitBroken, WeakSender};
+pub use sink::SendSink;

@@ -8,14 +8,17 @@
 
 use std::fmt;
 use std::future::Future;
+use std::iter::FusedIterator;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use futures_core::future::FusedFuture;
 use futures_core::stream::{FusedStream, Stream};
 
-use super::blocking::block_on;
+use super::blocking::{block_on, block_on_until};
 use super::chan::{Chan, HandleId, RecvSlot, State, Waiting};
-use crate::error::{RecvError, TryRecvError};
+use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait};
 use crate::statistics::Statistics;
 use crate::sync::{Arc, AtomicBool, Ordering};
@@ -218,6 +221,125 @@ impl<T> MemoryReceiver<T> {
             receiver: self,
             op: RecvOp::new(true),
         })
+    }
+
+    /// Receives an item, parking the thread for at most `timeout` until one
+    /// comes; as [`recv_blocking`](MemoryReceiver::recv_blocking) otherwise
+    /// (scopes are ignored). A timeout too large for the clock waits for
+    /// ever.
+    ///
+    /// A zero timeout tries once, as [`try_recv`](MemoryReceiver::try_recv)
+    /// (a sender waiting on a rendezvous stream hands its item over).
+    ///
+    /// # Cancel safety
+    ///
+    /// When the time runs out the receive gives up exactly as a cancelled
+    /// one does: nothing changed in the stream — unless an item was
+    /// committed to it first, which it then returns.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use scopestream::{memory_stream, RecvTimeoutError};
+    ///
+    /// let (tx, rx) = memory_stream::<u8>(1);
+    /// let nothing = rx.recv_timeout(Duration::from_millis(10));
+    /// assert_eq!(nothing, Err(RecvTimeoutError::Timeout));
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!(rx.recv_timeout(Duration::ZERO), Ok(1));
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_until(Instant::now().checked_add(timeout))
+    }
+
+    /// [`recv_timeout`](MemoryReceiver::recv_timeout) until an instant: a
+    /// deadline already past tries once.
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.recv_until(Some(deadline))
+    }
+
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let mut recv = Recv {
+            receiver: self,
+            op: RecvOp::new(true),
+        };
+        let result = match block_on_until(Pin::new(&mut recv), deadline) {
+            Some(result) => result,
+            None => recv.op.give_up(self).expect("a pending receive is blocked"),
+        };
+        result.map_err(|err| match err {
+            // The blocking API waits in the root, which is never cancelled:
+            // `Cancelled` here can only be the timeout's giving up.
+            RecvError::Cancelled => RecvTimeoutError::Timeout,
+            RecvError::Closed => RecvTimeoutError::Closed,
+            RecvError::EndOfStream => RecvTimeoutError::EndOfStream,
+        })
+    }
+
+    /// A blocking iterator: each item as [`recv_blocking`](MemoryReceiver::recv_blocking)
+    /// gets it, until the end of the stream or this handle's close. Also
+    /// `for item in &rx`.
+    ///
+    /// ```
+    /// let (tx, rx) = scopestream::unbounded_memory_stream();
+    /// std::thread::spawn(move || {
+    ///     for i in 0..3 {
+    ///         tx.send_blocking(i).unwrap();
+    ///     }
+    /// });
+    /// assert_eq!(rx.iter().collect::<Vec<_>>(), [0, 1, 2]);
+    /// ```
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { receiver: self }
+    }
+
+    /// An iterator over the items available now, as [`try_recv`](MemoryReceiver::try_recv)
+    /// gets them; it ends at the first that is not (more may come later).
+    ///
+    /// ```
+    /// let (tx, rx) = scopestream::memory_stream(4);
+    /// tx.try_send(1).unwrap();
+    /// tx.try_send(2).unwrap();
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
+    /// ```
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { receiver: self }
+    }
+
+    /// Like [`recv`](MemoryReceiver::recv), but the future owns a clone of
+    /// this handle, so it is `'static` when `T` is and can be spawned:
+    /// `tokio::spawn(rx.recv_owned())`. As a clone, it is closed by neither
+    /// this handle's close nor its drop; a clone of a closed handle is
+    /// closed, so on a closed handle it fails with `Closed`.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`recv`](MemoryReceiver::recv): dropping the future after an
+    /// item was committed to it puts the item back at the head of the
+    /// stream.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let (tx, rx) = scopestream::memory_stream(1);
+    /// let recv: scopestream::OwnedRecv<u32> = rx.recv_owned();
+    /// drop(rx); // the future holds its own handle
+    /// tx.send(7).await.unwrap();
+    /// assert_eq!(recv.await, Ok(7));
+    /// # });
+    /// ```
+    pub fn recv_owned(&self) -> OwnedRecv<T> {
+        OwnedRecv {
+            receiver: self.clone(),
+            op: RecvOp::new(false),
+        }
+    }
+
+    /// A handle that does not keep the stream open: while it is the only
+    /// kind left, senders see the stream broken and buffered items are
+    /// dropped. See [`MemorySender::downgrade`](crate::MemorySender::downgrade).
+    pub fn downgrade(&self) -> WeakReceiver<T> {
+        WeakReceiver {
+            chan: Arc::clone(&self.chan),
+        }
     }
 
     /// Closes this handle (only this clone). Blocked receives on it return
@@ -530,6 +652,27 @@ impl RecvOp {
         })
     }
 
+    /// A blocked receive gives up now (a blocking timeout ran out), exactly
+    /// as if its scope had been cancelled: `Cancelled`, unless an item was
+    /// committed to it (returned) or a peer aborted it first. `None` if the
+    /// receive is not blocked.
+    fn give_up<T>(&mut self, receiver: &MemoryReceiver<T>) -> Option<Result<T, RecvError>> {
+        let waiting = self.waiting.take()?;
+        let mut wake = Wakeups::default();
+        let mut state = receiver.chan.lock();
+        let slot = state.receivers.remove(waiting.key);
+        if let RecvSlot::Delivered(_) = slot {
+            state.collected(&mut wake);
+        }
+        drop(state);
+        drop(waiting);
+        Some(match slot {
+            RecvSlot::Delivered(item) => Ok(receiver.wake_keeping(wake, item)),
+            RecvSlot::Waiting { .. } => Err(RecvError::Cancelled),
+            RecvSlot::Aborted(err) => Err(err),
+        })
+    }
+
     /// Cleans up a receive whose future is dropped: an item already committed
     /// to it goes back to the head of the stream (SPEC S8).
     fn abandon<T>(&mut self, receiver: &MemoryReceiver<T>) {
@@ -565,6 +708,15 @@ impl<T> Future for Recv<'_, T> {
     }
 }
 
+impl<T> FusedFuture for Recv<'_, T> {
+    /// Always `false`: polled again after it completed, a `Recv` starts a
+    /// new receive, so it never has to be left alone (in `select!` loops it
+    /// can be polled for ever).
+    fn is_terminated(&self) -> bool {
+        false
+    }
+}
+
 impl<T> Drop for Recv<'_, T> {
     fn drop(&mut self) {
         self.op.abandon(self.receiver);
@@ -576,5 +728,150 @@ impl<T> fmt::Debug for Recv<'_, T> {
         f.debug_struct("Recv")
             .field("waiting", &self.op.waiting.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`MemoryReceiver::recv_owned`]: a [`Recv`] that owns its
+/// handle. Like `Recv`, polled again after it completed, it starts a new
+/// receive.
+#[must_use = "futures do nothing unless polled"]
+pub struct OwnedRecv<T> {
+    receiver: MemoryReceiver<T>,
+    op: RecvOp,
+}
+
+impl<T> Future for OwnedRecv<T> {
+    type Output = Result<T, RecvError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.op.poll(&this.receiver, cx)
+    }
+}
+
+impl<T> FusedFuture for OwnedRecv<T> {
+    /// Always `false`, as for [`Recv`].
+    fn is_terminated(&self) -> bool {
+        false
+    }
+}
+
+impl<T> Drop for OwnedRecv<T> {
+    fn drop(&mut self) {
+        self.op.abandon(&self.receiver);
+    }
+}
+
+impl<T> fmt::Debug for OwnedRecv<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedRecv")
+            .field("waiting", &self.op.waiting.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A receiver that does not keep the stream open: see
+/// [`MemoryReceiver::downgrade`].
+pub struct WeakReceiver<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> WeakReceiver<T> {
+    /// A new open receiver, if the stream still has one open (a broken
+    /// stream stays broken).
+    ///
+    /// ```
+    /// let (tx, rx) = scopestream::memory_stream::<u8>(1);
+    /// let weak = rx.downgrade();
+    /// assert!(weak.upgrade().is_some());
+    /// drop(rx);
+    /// assert!(weak.upgrade().is_none() && tx.is_broken());
+    /// ```
+    pub fn upgrade(&self) -> Option<MemoryReceiver<T>> {
+        let mut state = self.chan.lock();
+        let id = state.reopen_receiver()?;
+        drop(state);
+        Some(MemoryReceiver::from_chan(Arc::clone(&self.chan), id))
+    }
+}
+
+impl<T> Clone for WeakReceiver<T> {
+    fn clone(&self) -> Self {
+        WeakReceiver {
+            chan: Arc::clone(&self.chan),
+        }
+    }
+}
+
+impl<T> fmt::Debug for WeakReceiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakReceiver").finish_non_exhaustive()
+    }
+}
+
+/// The iterator of [`MemoryReceiver::iter`]: blocks for each item.
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    receiver: &'a MemoryReceiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.receiver.recv_blocking().ok()
+    }
+}
+
+/// `None` only at the end of the stream or when the handle is closed, and
+/// both are final.
+impl<T> FusedIterator for Iter<'_, T> {}
+
+/// The iterator of [`MemoryReceiver::try_iter`]: the items available now.
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    receiver: &'a MemoryReceiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.receiver.try_recv().ok()
+    }
+}
+
+/// The iterator of `MemoryReceiver`'s `into_iter`: blocks for each item,
+/// owning the handle.
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    receiver: MemoryReceiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        self.receiver.recv_blocking().ok()
+    }
+}
+
+impl<T> FusedIterator for IntoIter<T> {}
+
+impl<'a, T> IntoIterator for &'a MemoryReceiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+impl<T> IntoIterator for MemoryReceiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { receiver: self }
     }
 }

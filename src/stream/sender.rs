@@ -4,11 +4,14 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use super::blocking::block_on;
+use futures_core::future::FusedFuture;
+
+use super::blocking::{block_on, block_on_until};
 use super::chan::{Chan, HandleId, SendAbort, SendRefusal, SendSlot, Waiting};
-use crate::error::{SendError, TrySendError};
-use crate::scope::current_is_cancelled;
+use crate::error::{Cancelled, SendError, SendTimeoutError, TrySendError};
+use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait};
 use crate::statistics::Statistics;
 use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::wakeups::{swap_waker, Wakeups};
@@ -112,6 +115,59 @@ impl<T> MemorySender<T> {
         })
     }
 
+    /// Sends `item`, parking the thread for at most `timeout` until it is
+    /// taken or buffered; as [`send_blocking`](MemorySender::send_blocking)
+    /// otherwise (scopes are ignored). A timeout too large for the clock
+    /// waits for ever.
+    ///
+    /// A zero timeout tries once: the item goes to a receiver waiting now or
+    /// into free buffer room, as with [`try_send`](MemorySender::try_send).
+    ///
+    /// # Cancel safety
+    ///
+    /// When the time runs out the send gives up exactly as a cancelled one
+    /// does: the item comes back in [`SendTimeoutError::Timeout`] and
+    /// nothing changed in the stream — unless a receiver took it first, in
+    /// which case the send returns `Ok(())`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use scopestream::{memory_stream, SendTimeoutError};
+    ///
+    /// let (tx, rx) = memory_stream(1);
+    /// tx.send_timeout(1, Duration::from_millis(10)).unwrap();
+    /// let full = tx.send_timeout(2, Duration::from_millis(10));
+    /// assert_eq!(full, Err(SendTimeoutError::Timeout(2)));
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub fn send_timeout(&self, item: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.send_until(item, Instant::now().checked_add(timeout))
+    }
+
+    /// [`send_timeout`](MemorySender::send_timeout) until an instant: a
+    /// deadline already past tries once.
+    pub fn send_deadline(&self, item: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.send_until(item, Some(deadline))
+    }
+
+    fn send_until(&self, item: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        let mut send = Send {
+            sender: self,
+            op: SendOp::new(item, true),
+        };
+        let result = match block_on_until(Pin::new(&mut send), deadline) {
+            Some(result) => result,
+            None => send.op.give_up(self).expect("a pending send is blocked"),
+        };
+        result.map_err(|err| match err {
+            // The blocking API waits in the root, which is never cancelled:
+            // `Cancelled` here can only be the timeout's giving up.
+            SendError::Cancelled(item) => SendTimeoutError::Timeout(item),
+            SendError::Closed(item) => SendTimeoutError::Closed(item),
+            SendError::Broken(item) => SendTimeoutError::Broken(item),
+        })
+    }
+
     /// Closes this handle (only this clone). Blocked sends on it return
     /// `Closed(item)`; later operations on it return `Closed`. If it was the
     /// last open sender, receivers drain the buffer and then see the end of the
@@ -184,6 +240,101 @@ impl<T> MemorySender<T> {
         self.chan.capacity()
     }
 
+    /// Whether every receiver is closed, so that no item can ever be
+    /// received again (every send fails with `Broken`). Final once `true`.
+    /// This handle's own state is [`is_closed`](MemorySender::is_closed).
+    ///
+    /// ```
+    /// let (tx, rx) = scopestream::memory_stream::<u8>(0);
+    /// assert!(!tx.is_broken());
+    /// drop(rx);
+    /// assert!(tx.is_broken());
+    /// ```
+    #[doc(alias = "is_disconnected")]
+    pub fn is_broken(&self) -> bool {
+        self.chan.lock().is_broken()
+    }
+
+    /// Completes once every receiver is closed — what tokio's
+    /// `Sender::closed` waits for, named here after the `Broken` error every
+    /// send then fails with (this handle's own close is
+    /// [`close`](MemorySender::close)). Use it to stop producing for a
+    /// consumer that has gone.
+    ///
+    /// A checkpoint, like every asynchronous operation: fails with
+    /// [`Cancelled`] if the current scope is effectively cancelled, when
+    /// first polled or while it waits, unless the stream is broken already.
+    ///
+    /// # Cancel safety
+    ///
+    /// Nothing is taken or committed: dropping the future, or its failing
+    /// with `Cancelled`, changes nothing in the stream.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let (tx, rx) = scopestream::memory_stream::<u8>(0);
+    /// let consumer = async move {
+    ///     drop(rx); // the consumer goes away
+    /// };
+    /// let (gone, ()) = futures::join!(tx.broken(), consumer);
+    /// assert_eq!(gone, Ok(()));
+    /// # });
+    /// ```
+    #[doc(alias = "closed")]
+    pub fn broken(&self) -> WaitBroken<'_, T> {
+        WaitBroken {
+            sender: self,
+            watching: None,
+        }
+    }
+
+    /// Like [`send`](MemorySender::send), but the future owns a clone of
+    /// this handle, so it is `'static` when `T` is and can be spawned:
+    /// `tokio::spawn(tx.send_owned(item))`. As a clone, it keeps the stream
+    /// open while it lives, and closing *this* handle does not stop it; a
+    /// clone of a closed handle is closed, so on a closed handle it fails
+    /// with `Closed(item)`.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`send`](MemorySender::send): before the item is taken,
+    /// cancellation wins and the item comes back in the error; dropping the
+    /// future before then withdraws the item.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let (tx, rx) = scopestream::memory_stream(0);
+    /// let send: scopestream::OwnedSend<u32> = tx.send_owned(7);
+    /// drop(tx); // the future holds its own handle
+    /// let (sent, got) = futures::join!(send, rx.recv());
+    /// assert_eq!((sent, got), (Ok(()), Ok(7)));
+    /// # });
+    /// ```
+    pub fn send_owned(&self, item: T) -> OwnedSend<T> {
+        OwnedSend {
+            sender: self.clone(),
+            op: SendOp::new(item, false),
+        }
+    }
+
+    /// A handle that does not keep the stream open: while it is the only
+    /// kind left, receivers see the end of the stream. As in tokio, flume and
+    /// async-channel, an actor holds one to avoid a cycle of handles.
+    ///
+    /// ```
+    /// let (tx, rx) = scopestream::memory_stream::<u8>(1);
+    /// let weak = tx.downgrade();
+    /// let again = weak.upgrade().expect("a sender is open");
+    /// drop((tx, again));
+    /// assert!(weak.upgrade().is_none());
+    /// assert_eq!(rx.try_recv(), Err(scopestream::TryRecvError::EndOfStream));
+    /// ```
+    pub fn downgrade(&self) -> WeakSender<T> {
+        WeakSender {
+            chan: Arc::clone(&self.chan),
+        }
+    }
+
     /// Whether `other` is a handle of the same stream.
     ///
     /// ```
@@ -253,7 +404,7 @@ pub struct Send<'a, T> {
 /// Mirrors `RecvOp` (in `receiver.rs`) step for step (first poll, waiting
 /// poll, abandon); the stream wing's docs say what the two share and why the
 /// rest stays apart.
-struct SendOp<T> {
+pub(super) struct SendOp<T> {
     /// The item until the send starts; afterwards it lives in the slot.
     item: Option<T>,
     /// While blocked: our slot in the stream's sender line and our
@@ -267,7 +418,7 @@ struct SendOp<T> {
 impl<T> Unpin for SendOp<T> {}
 
 impl<T> SendOp<T> {
-    fn new(item: T, ignore_scope: bool) -> Self {
+    pub(super) fn new(item: T, ignore_scope: bool) -> Self {
         SendOp {
             item: Some(item),
             waiting: None,
@@ -275,7 +426,7 @@ impl<T> SendOp<T> {
         }
     }
 
-    fn poll(
+    pub(super) fn poll(
         &mut self,
         sender: &MemorySender<T>,
         cx: &mut Context<'_>,
@@ -353,18 +504,39 @@ impl<T> SendOp<T> {
         drop(state);
         // Deregisters from the scope.
         self.waiting = None;
-        Poll::Ready(match slot {
+        Poll::Ready(Self::outcome(slot))
+    }
+
+    /// A blocked send gives up now (a blocking timeout ran out), exactly as
+    /// if its scope had been cancelled: the item comes back as
+    /// `Cancelled(item)` unless a peer took it (`Ok`) or aborted the send
+    /// first. `None` if the send is not blocked.
+    fn give_up(&mut self, sender: &MemorySender<T>) -> Option<Result<(), SendError<T>>> {
+        let waiting = self.waiting.take()?;
+        let slot = sender.chan.lock().senders.remove(waiting.key);
+        drop(waiting);
+        Some(Self::outcome(slot))
+    }
+
+    /// What a settled (or withdrawn) slot means for its send.
+    fn outcome(slot: SendSlot<T>) -> Result<(), SendError<T>> {
+        match slot {
             SendSlot::Taken => Ok(()),
             SendSlot::Waiting { item, .. } | SendSlot::Aborted(SendAbort::Cancelled, item) => {
                 Err(SendError::Cancelled(item))
             }
             SendSlot::Aborted(SendAbort::Closed, item) => Err(SendError::Closed(item)),
             SendSlot::Aborted(SendAbort::Broken, item) => Err(SendError::Broken(item)),
-        })
+        }
+    }
+
+    /// Started and finished: the item is gone, and nothing waits.
+    fn is_terminated(&self) -> bool {
+        self.item.is_none() && self.waiting.is_none()
     }
 
     /// Withdraws a send whose future is dropped (SPEC S8).
-    fn abandon(&mut self, sender: &MemorySender<T>) {
+    pub(super) fn abandon(&mut self, sender: &MemorySender<T>) {
         let Some(waiting) = self.waiting.take() else {
             return;
         };
@@ -390,11 +562,163 @@ impl<T> Drop for Send<'_, T> {
     }
 }
 
+impl<T> FusedFuture for Send<'_, T> {
+    /// `true` once the send has completed.
+    fn is_terminated(&self) -> bool {
+        self.op.is_terminated()
+    }
+}
+
 impl<T> fmt::Debug for Send<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Send")
             .field("started", &self.op.item.is_none())
             .field("waiting", &self.op.waiting.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`MemorySender::send_owned`]: a [`Send`] that owns its
+/// handle.
+#[must_use = "futures do nothing unless polled; dropping this one withdraws the item"]
+pub struct OwnedSend<T> {
+    sender: MemorySender<T>,
+    op: SendOp<T>,
+}
+
+impl<T> Future for OwnedSend<T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.op.poll(&this.sender, cx)
+    }
+}
+
+impl<T> FusedFuture for OwnedSend<T> {
+    /// `true` once the send has completed.
+    fn is_terminated(&self) -> bool {
+        self.op.is_terminated()
+    }
+}
+
+impl<T> Drop for OwnedSend<T> {
+    fn drop(&mut self) {
+        self.op.abandon(&self.sender);
+    }
+}
+
+impl<T> fmt::Debug for OwnedSend<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedSend")
+            .field("started", &self.op.item.is_none())
+            .field("waiting", &self.op.waiting.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`MemorySender::broken`].
+#[must_use = "futures do nothing unless polled"]
+pub struct WaitBroken<'a, T> {
+    sender: &'a MemorySender<T>,
+    /// While it waits: its slot in the stream's line of `broken()` futures,
+    /// and its registration with the scope of its latest poll.
+    watching: Option<Waiting>,
+}
+
+impl<T> WaitBroken<'_, T> {
+    /// Leaves the line, if in it; the waker and the registration are
+    /// dropped after the lock.
+    fn stop_watching(&mut self) {
+        if let Some(watching) = self.watching.take() {
+            let waker = self.sender.chan.lock().unwatch_broken(watching.key);
+            drop((waker, watching));
+        }
+    }
+}
+
+impl<T> Future for WaitBroken<'_, T> {
+    type Output = Result<(), Cancelled>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut state = this.sender.chan.lock();
+        if state.is_broken() {
+            drop(state);
+            this.stop_watching();
+            return Poll::Ready(Ok(()));
+        }
+        if current_is_cancelled() {
+            drop(state);
+            this.stop_watching();
+            return Poll::Ready(Err(Cancelled));
+        }
+        let (key, old_waker) = state.watch_broken(
+            this.watching.as_ref().map(|w| w.key),
+            cx.waker(),
+            this.sender.id,
+        );
+        drop(state);
+        drop(old_waker);
+        let watching = match &mut this.watching {
+            Some(watching) if watching.scope.is_current() => {
+                watching.key = key;
+                watching
+            }
+            slot => slot.insert(Waiting {
+                key,
+                scope: ScopeWait::new(ScopeRef::current()),
+            }),
+        };
+        if watching.scope.register_and_check(cx) {
+            this.stop_watching();
+            return Poll::Ready(Err(Cancelled));
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for WaitBroken<'_, T> {
+    fn drop(&mut self) {
+        self.stop_watching();
+    }
+}
+
+impl<T> fmt::Debug for WaitBroken<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitBroken")
+            .field("waiting", &self.watching.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sender that does not keep the stream open: see
+/// [`MemorySender::downgrade`].
+pub struct WeakSender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> WeakSender<T> {
+    /// A new open sender, if the stream still has one open (the end of the
+    /// stream, once seen, is final).
+    pub fn upgrade(&self) -> Option<MemorySender<T>> {
+        let mut state = self.chan.lock();
+        let id = state.reopen_sender()?;
+        drop(state);
+        Some(MemorySender::from_chan(Arc::clone(&self.chan), id))
+    }
+}
+
+impl<T> Clone for WeakSender<T> {
+    fn clone(&self) -> Self {
+        WeakSender {
+            chan: Arc::clone(&self.chan),
+        }
+    }
+}
+
+impl<T> fmt::Debug for WeakSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakSender").finish_non_exhaustive()
     }
 }
