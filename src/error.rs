@@ -5,6 +5,7 @@
 //! `Debug` never requires `T: Debug` (the item is shown as `..`), and
 //! `Display` is lower-case without trailing punctuation, like std's.
 
+use std::convert::Infallible;
 use std::error::Error;
 use std::fmt;
 
@@ -249,3 +250,125 @@ impl fmt::Display for Cancelled {
 }
 
 impl Error for Cancelled {}
+
+impl From<Cancelled> for RecvError {
+    /// A checkpoint's cancellation, as a receive's: `?` on a
+    /// [`checkpoint`](crate::checkpoint) in a function returning
+    /// `RecvError` works.
+    fn from(_: Cancelled) -> Self {
+        RecvError::Cancelled
+    }
+}
+
+/// One error for code that mixes checkpoints, receives, sends and timeouts,
+/// so that `?` works on all of them and a failed send's item is never
+/// thrown away (it stays inside [`StreamError::Unsent`]).
+///
+/// `T` is the item type of the sends it carries; code that only receives
+/// leaves it at the default. [`is_cancelled`](StreamError::is_cancelled)
+/// tells a stop for cancellation from a failure, as a task group needs.
+///
+/// ```
+/// use scopestream::{checkpoint, memory_stream, MemoryReceiver, MemorySender, StreamError};
+///
+/// async fn relay(rx: &MemoryReceiver<u32>, tx: &MemorySender<u32>) -> Result<(), StreamError<u32>> {
+///     loop {
+///         checkpoint().await?;          // Cancelled
+///         let item = rx.recv().await?;  // RecvError
+///         tx.send(item * 2).await?;     // SendError<u32>: the item is kept
+///     }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let (in_tx, in_rx) = memory_stream(1);
+/// let (out_tx, out_rx) = memory_stream(1);
+/// in_tx.send(1).await.unwrap();
+/// drop((in_tx, out_rx));
+/// // The doubled item could not be sent: every receiver is closed.
+/// let err = relay(&in_rx, &out_tx).await.unwrap_err();
+/// assert_eq!(err.into_item(), Some(2));
+/// # });
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StreamError<T = Infallible> {
+    /// A checkpoint or a receive was cancelled by its scope.
+    Cancelled,
+    /// A receive found the end of the stream.
+    EndOfStream,
+    /// A receive's own handle was closed.
+    Closed,
+    /// A send failed; its item is inside.
+    Unsent(SendError<T>),
+    /// A [`fail_after`](crate::fail_after) deadline passed.
+    TimedOut,
+}
+
+impl<T> StreamError<T> {
+    /// `true` if the code stopped because its scope was cancelled: a
+    /// cancelled checkpoint, receive or send. (For the timeout helpers a
+    /// cancelled send is *not* "cancelled", so that they hand its item back;
+    /// see [`MaybeCancelled`](crate::MaybeCancelled).)
+    pub fn is_cancelled(&self) -> bool {
+        matches!(
+            self,
+            StreamError::Cancelled | StreamError::Unsent(SendError::Cancelled(_))
+        )
+    }
+
+    /// The item of a failed send, if this is one.
+    pub fn into_item(self) -> Option<T> {
+        match self {
+            StreamError::Unsent(err) => Some(err.into_inner()),
+            _ => None,
+        }
+    }
+}
+
+impl<T> From<Cancelled> for StreamError<T> {
+    fn from(_: Cancelled) -> Self {
+        StreamError::Cancelled
+    }
+}
+
+impl<T> From<RecvError> for StreamError<T> {
+    fn from(err: RecvError) -> Self {
+        match err {
+            RecvError::Cancelled => StreamError::Cancelled,
+            RecvError::EndOfStream => StreamError::EndOfStream,
+            RecvError::Closed => StreamError::Closed,
+        }
+    }
+}
+
+impl<T> From<SendError<T>> for StreamError<T> {
+    fn from(err: SendError<T>) -> Self {
+        StreamError::Unsent(err)
+    }
+}
+
+impl<T> fmt::Debug for StreamError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamError::Cancelled => f.write_str("Cancelled"),
+            StreamError::EndOfStream => f.write_str("EndOfStream"),
+            StreamError::Closed => f.write_str("Closed"),
+            StreamError::Unsent(err) => f.debug_tuple("Unsent").field(err).finish(),
+            StreamError::TimedOut => f.write_str("TimedOut"),
+        }
+    }
+}
+
+impl<T> fmt::Display for StreamError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamError::Cancelled => fmt::Display::fmt(&Cancelled, f),
+            StreamError::EndOfStream => fmt::Display::fmt(&RecvError::EndOfStream, f),
+            StreamError::Closed => fmt::Display::fmt(&RecvError::Closed, f),
+            StreamError::Unsent(err) => fmt::Display::fmt(err, f),
+            StreamError::TimedOut => f.write_str("deadline passed"),
+        }
+    }
+}
+
+impl<T> Error for StreamError<T> {}

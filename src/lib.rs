@@ -154,12 +154,13 @@ mod waitlist;
 mod wakeups;
 
 pub use error::{
-    Cancelled, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+    Cancelled, RecvError, RecvTimeoutError, SendError, SendTimeoutError, StreamError, TryRecvError,
+    TrySendError,
 };
 pub use scope::timeout::{
     fail_after, fail_at, move_on_after, move_on_at, FailAfter, MaybeCancelled, MoveOn, TimedOut,
 };
-pub use scope::{checkpoint, CancelScope, Scoped, WaitCancelled};
+pub use scope::{checkpoint, CancelScope, Cancellable, ScopeExt, Scoped, WaitCancelled};
 pub use statistics::Statistics;
 pub use stream::{
     IntoIter, Iter, MemoryReceiver, MemorySender, OwnedRecv, OwnedSend, Recv, Send, SendSink,

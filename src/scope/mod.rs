@@ -42,7 +42,7 @@ use tree::{same_node, Node};
 
 pub use current::checkpoint;
 pub(crate) use current::current_is_cancelled;
-pub use wait::WaitCancelled;
+pub use wait::{Cancellable, WaitCancelled};
 pub(crate) use wait::{ScopeRef, ScopeWait};
 
 use crate::sync::TreeArc;
@@ -285,11 +285,28 @@ impl CancelScope {
         }
     }
 
-    /// Whether this scope catches a cancellation its body stopped for, as
-    /// Trio's and AnyIO's scopes do on exit: its own cancel was called (or its
-    /// deadline passed), and no cancellation from outside is visible in it —
-    /// the outermost cancelled scope up to a shield is the one that catches.
-    pub(crate) fn catches(&self) -> bool {
+    /// Whether this scope catches a cancellation its code stopped for: the
+    /// rule a Trio or AnyIO scope applies on exit (`cancelled_caught`), and
+    /// the one a task group needs when its body returns. `true` if this
+    /// scope's own cancel was called (or its deadline passed) and no
+    /// cancellation from outside is visible in it: the outermost cancelled
+    /// scope up to a shield is the one that catches, and an inner one lets
+    /// the cancellation pass on. Never for the root.
+    ///
+    /// ```
+    /// use scopestream::CancelScope;
+    ///
+    /// let outer = CancelScope::new();
+    /// let inner = outer.child();
+    /// inner.cancel();
+    /// assert!(inner.catches()); // its own cancel, nothing from outside
+    /// outer.cancel();
+    /// assert!(!inner.catches() && outer.catches()); // the outermost catches
+    /// inner.set_shield(true);
+    /// assert!(inner.catches()); // nothing from outside passes the shield
+    /// ```
+    #[doc(alias = "cancelled_caught")]
+    pub fn catches(&self) -> bool {
         self.node.as_ref().is_some_and(|node| node.catches())
     }
 
@@ -326,6 +343,30 @@ impl CancelScope {
     /// ```
     pub fn cancelled(&self) -> WaitCancelled {
         WaitCancelled::new(self.node.clone())
+    }
+
+    /// The scope this one is bound under: `Some` once bound (at
+    /// [`child`](CancelScope::child), or at the first poll of a
+    /// [`run`](CancelScope::run) future), the root included; `None` for the
+    /// root itself and for a scope not bound yet.
+    ///
+    /// ```
+    /// use scopestream::CancelScope;
+    ///
+    /// let group = CancelScope::new();
+    /// let task = group.child();
+    /// assert!(task.parent().is_some_and(|p| p.same_scope(&group)));
+    /// assert!(group.parent().is_none()); // bound at its first run
+    /// assert!(CancelScope::current().is_root() && CancelScope::current().parent().is_none());
+    /// ```
+    pub fn parent(&self) -> Option<CancelScope> {
+        let node = self.node.as_ref()?.parent()?;
+        Some(CancelScope { node })
+    }
+
+    /// Whether this handle is the root scope (never cancelled).
+    pub fn is_root(&self) -> bool {
+        self.node.is_none()
     }
 
     /// `true` if both handles refer to the same scope.
@@ -387,3 +428,56 @@ impl<F: Future> Future for Scoped<F> {
         this.fut.poll(cx)
     }
 }
+
+/// What a future needs to live in the scope tree, for any future: carried
+/// into a task that runs elsewhere, or made a cancellation point.
+///
+/// ```
+/// use scopestream::{CancelScope, Cancelled, ScopeExt};
+///
+/// # futures::executor::block_on(async {
+/// let group = CancelScope::new();
+/// let out = group
+///     .run(async {
+///         // As a runtime's spawn would: the task runs elsewhere, later...
+///         let task = std::future::pending::<()>().cancellable().in_current_scope();
+///         CancelScope::current().cancel();
+///         task.await // ...and is still cancelled with the scope it came from.
+///     })
+///     .await;
+/// assert_eq!(out, Err(Cancelled));
+/// # });
+/// ```
+pub trait ScopeExt: Future + Sized {
+    /// Runs this future in a new child of the scope current *now*, bound at
+    /// once, so that it stays under that scope wherever and whenever it is
+    /// polled: `tokio::spawn(fut.in_current_scope())` keeps a spawned task
+    /// inside the scope that spawned it. A task spawned without it runs in
+    /// the root and is never cancelled. The child is the returned future's
+    /// [`scope`](Scoped::scope), to cancel the task alone.
+    ///
+    /// Same as `CancelScope::current().child().run(self)`.
+    fn in_current_scope(self) -> Scoped<Self> {
+        CancelScope::current().child().run(self)
+    }
+
+    /// Makes this future a cancellation point of the scope current when it
+    /// is polled: it completes with the future's output, or with
+    /// [`Cancelled`](crate::Cancelled) as soon as that scope is effectively
+    /// cancelled, dropping the future — as tokio-util's
+    /// `run_until_cancelled` does for a token. For futures of other
+    /// libraries (a `tokio::time::sleep`, a socket read) that know nothing of
+    /// scopes.
+    ///
+    /// # Cancel safety
+    ///
+    /// Checked first at every poll, like every checkpoint: in a cancelled
+    /// scope the future is dropped without being polled again, even if it
+    /// would have been ready. Whatever dropping it loses is lost; the
+    /// crate's own operations lose nothing when dropped.
+    fn cancellable(self) -> Cancellable<Self> {
+        Cancellable::new(self)
+    }
+}
+
+impl<F: Future> ScopeExt for F {}

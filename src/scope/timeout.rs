@@ -61,7 +61,7 @@ use pin_project_lite::pin_project;
 
 use super::clock;
 use super::{CancelScope, Scoped};
-use crate::error::{Cancelled, RecvError};
+use crate::error::{Cancelled, RecvError, StreamError};
 
 /// An output that can say whether the code that produced it stopped because
 /// its cancel scope was cancelled. The timeout helpers use it to tell a
@@ -108,6 +108,20 @@ pub trait MaybeCancelled {
 impl MaybeCancelled for Cancelled {
     fn is_cancelled(&self) -> bool {
         true
+    }
+}
+
+/// A cancelled send's error is not "cancelled" here, so that a timeout
+/// helper hands it back with its item (see the trait's docs).
+impl<T> MaybeCancelled for StreamError<T> {
+    fn is_cancelled(&self) -> bool {
+        matches!(self, StreamError::Cancelled)
+    }
+}
+
+impl<T> From<TimedOut> for StreamError<T> {
+    fn from(_: TimedOut) -> Self {
+        StreamError::TimedOut
     }
 }
 

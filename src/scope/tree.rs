@@ -447,6 +447,11 @@ impl Node {
                 || !matches!(self.parent.get(), Some(Some(parent)) if parent.is_cancelled()))
     }
 
+    /// The parent, once bound (`Some(None)`: the root).
+    pub(super) fn parent(&self) -> Option<Option<TreeArc<Node>>> {
+        self.parent.get().cloned()
+    }
+
     /// Whether the parent is still to be bound (at a first poll of `run`).
     pub(super) fn is_unbound(&self) -> bool {
         self.parent.get().is_none()

@@ -7,7 +7,8 @@
 //! register-then-check, so that a concurrent `cancel()` either finds the
 //! waker or is seen by the check (see `tree`). [`ScopeRef`] is the scope as a
 //! stream sees a waiter's: enough to decide deliverability (SPEC C6).
-//! [`WaitCancelled`] is the same registration as a public future.
+//! [`WaitCancelled`] is the same registration as a public future, and
+//! [`Cancellable`] races it with any future.
 //!
 //! These two types and `current_is_cancelled` are all the stream wing sees of
 //! scopes.
@@ -17,10 +18,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
+use pin_project_lite::pin_project;
+
 use super::clock::{from_ticks, NO_DEADLINE};
 use super::current;
 use super::timer::Timer;
 use super::tree::Node;
+use crate::error::Cancelled;
 use crate::sync::TreeArc;
 
 /// A scope as seen by a stream waiter: enough to decide deliverability (C6).
@@ -166,5 +170,66 @@ impl Future for WaitCancelled {
 impl fmt::Debug for WaitCancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WaitCancelled").finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// The future of [`ScopeExt::cancellable`](crate::ScopeExt::cancellable):
+    /// makes any future a cancellation point of the scope current when it is
+    /// polled.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Cancellable<F> {
+        #[pin]
+        fut: Option<F>,
+        wait: Option<ScopeWait>,
+    }
+}
+
+impl<F> Cancellable<F> {
+    pub(super) fn new(fut: F) -> Self {
+        Cancellable {
+            fut: Some(fut),
+            wait: None,
+        }
+    }
+}
+
+impl<F: Future> Future for Cancellable<F> {
+    type Output = Result<F::Output, Cancelled>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let fut = this
+            .fut
+            .as_mut()
+            .as_pin_mut()
+            .expect("`Cancellable` polled after completion");
+        // Checked first, every poll, as every checkpoint is.
+        if !current::current_is_cancelled() {
+            if let Poll::Ready(output) = fut.poll(cx) {
+                this.fut.set(None);
+                *this.wait = None;
+                return Poll::Ready(Ok(output));
+            }
+            let wait = match &mut *this.wait {
+                Some(wait) if wait.is_current() => wait,
+                slot => slot.insert(ScopeWait::new(ScopeRef::current())),
+            };
+            if !wait.register_and_check(cx) {
+                return Poll::Pending;
+            }
+        }
+        // Cancelled: the future is dropped now, as a `select!` would.
+        this.fut.set(None);
+        *this.wait = None;
+        Poll::Ready(Err(Cancelled))
+    }
+}
+
+impl<F> fmt::Debug for Cancellable<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cancellable")
+            .field("done", &self.fut.is_none())
+            .finish_non_exhaustive()
     }
 }
