@@ -289,13 +289,19 @@ impl<T> State<T> {
 
     /// The transfer of a send on an open handle: SPEC S2 without the handle
     /// check. Waiting receivers first, then buffer room.
+    #[inline]
     pub(crate) fn try_send(&mut self, item: T, wake: &mut Wakeups) -> Result<(), (SendRefusal, T)> {
         if self.open_receivers == 0 {
             return Err((SendRefusal::Broken, item));
         }
-        let item = match self.hand_to_receiver(item, wake) {
-            Ok(()) => return Ok(()),
-            Err(item) => item,
+        // Checked inline: with a buffer, nobody waits in the common case.
+        let item = if self.receivers.front().is_some() {
+            match self.hand_to_receiver(item, wake) {
+                Ok(()) => return Ok(()),
+                Err(item) => item,
+            }
+        } else {
+            item
         };
         if self.has_room() {
             self.buffer.push_back(item);
@@ -310,9 +316,11 @@ impl<T> State<T> {
     /// check. Pops the buffer and refills the freed room from waiting senders,
     /// or takes straight from a waiting sender when the buffer is empty
     /// (rendezvous).
+    #[inline]
     pub(crate) fn try_recv(&mut self, wake: &mut Wakeups) -> Result<T, TryRecvError> {
         if let Some(item) = self.buffer.pop_front() {
-            while self.has_room() {
+            // Checked inline: a sender waits only while the buffer is full.
+            while self.senders.front().is_some() && self.has_room() {
                 match self.take_from_sender(wake) {
                     Some(moved) => self.buffer.push_back(moved),
                     None => break,

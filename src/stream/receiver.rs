@@ -674,8 +674,17 @@ impl RecvOp {
     }
 
     /// Cleans up a receive whose future is dropped: an item already committed
-    /// to it goes back to the head of the stream (SPEC S8).
+    /// to it goes back to the head of the stream (SPEC S8). Inline: a future
+    /// that never waited has nothing to clean up.
+    #[inline]
     fn abandon<T>(&mut self, receiver: &MemoryReceiver<T>) {
+        if self.waiting.is_some() {
+            self.abandon_waiting(receiver);
+        }
+    }
+
+    #[inline(never)]
+    fn abandon_waiting<T>(&mut self, receiver: &MemoryReceiver<T>) {
         let Some(waiting) = self.waiting.take() else {
             return;
         };

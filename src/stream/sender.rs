@@ -535,8 +535,17 @@ impl<T> SendOp<T> {
         self.item.is_none() && self.waiting.is_none()
     }
 
-    /// Withdraws a send whose future is dropped (SPEC S8).
+    /// Withdraws a send whose future is dropped (SPEC S8). Inline: a
+    /// future that never waited has nothing to clean up.
+    #[inline]
     pub(super) fn abandon(&mut self, sender: &MemorySender<T>) {
+        if self.waiting.is_some() {
+            self.abandon_waiting(sender);
+        }
+    }
+
+    #[inline(never)]
+    fn abandon_waiting(&mut self, sender: &MemorySender<T>) {
         let Some(waiting) = self.waiting.take() else {
             return;
         };
