@@ -48,6 +48,14 @@ impl Wakeups {
 
     #[inline(never)]
     fn wake_all_propagating(self) {
+        if self.rest.is_empty() {
+            // One waker: nobody else to wake, so its panic (if any) may
+            // simply propagate; no need to catch it.
+            if let Some(first) = self.first {
+                first.wake();
+            }
+            return;
+        }
         if let Err(panic) = self.wake_all_catching() {
             std::panic::resume_unwind(panic);
         }

@@ -22,6 +22,28 @@ static LIVE: AtomicIsize = AtomicIsize::new(0);
 static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
+std::thread_local! {
+    /// This thread's own counts (allocations, live allocations): the test
+    /// harness allocates on its own threads while a test runs (it prints
+    /// the results of the others), which the global counters would see.
+    static THREAD: std::cell::Cell<(usize, isize)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+fn count_thread(allocations: usize, live: isize) {
+    let _ = THREAD.try_with(|t| {
+        let (a, l) = t.get();
+        t.set((a + allocations, l + live));
+    });
+}
+
+fn thread_allocations() -> usize {
+    THREAD.with(|t| t.get().0)
+}
+
+fn thread_live() -> isize {
+    THREAD.with(|t| t.get().1)
+}
+
 /// The tests of this binary read global counters: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -38,6 +60,7 @@ unsafe impl GlobalAlloc for Counting {
         LIVE.fetch_add(1, Relaxed);
         LIVE_BYTES.fetch_add(layout.size() as isize, Relaxed);
         ALLOCATIONS.fetch_add(1, Relaxed);
+        count_thread(1, 1);
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -45,12 +68,14 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(1, Relaxed);
         LIVE_BYTES.fetch_sub(layout.size() as isize, Relaxed);
+        count_thread(0, -1);
         // SAFETY: same contract as the caller's.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Relaxed);
+        count_thread(1, 0);
         LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -90,18 +115,18 @@ fn cancelled_and_dropped_receives_leave_nothing_behind() {
     }
 
     // Dropped while blocked, in a long-lived scope: no allocation at all.
-    let before = ALLOCATIONS.load(Relaxed);
+    let before = thread_allocations();
     for _ in 0..rounds {
         let mut recv = pin!(group.run(rx.recv()));
         assert!(recv.as_mut().poll(&mut cx).is_pending());
     }
-    let allocated = ALLOCATIONS.load(Relaxed) - before;
+    let allocated = thread_allocations() - before;
     println!("blocked-then-dropped receive: {allocated} allocations in {rounds} operations");
     assert_eq!(allocated, 0, "a blocked receive allocated");
 
     // Cancelled while blocked, each in a fresh child scope: the scopes are
     // allocated and freed, nothing accumulates.
-    let live_before = LIVE.load(Relaxed);
+    let live_before = thread_live();
     for _ in 0..rounds {
         let scope = group.child();
         let mut recv = pin!(scope.run(rx.recv()));
@@ -112,7 +137,7 @@ fn cancelled_and_dropped_receives_leave_nothing_behind() {
             std::task::Poll::Ready(Err(RecvError::Cancelled))
         );
     }
-    let live_after = LIVE.load(Relaxed);
+    let live_after = thread_live();
     println!(
         "live allocations: {live_before} before, {live_after} after {rounds} cancelled receives"
     );

@@ -316,6 +316,13 @@ impl Node {
     /// before the first `run` — is woken if the new chain is cancelled, or
     /// has a deadline for it to arm a timer for.
     pub(super) fn bind(this: &TreeArc<Node>, parent: Option<TreeArc<Node>>) {
+        let Some(parent) = parent else {
+            // Under the root: no cycle can form and no chain above can be
+            // cancelled, so neither the lock nor a wake-up is needed.
+            let _ = this.parent.set(None);
+            return;
+        };
+        let parent = Some(parent);
         let bound = {
             let _binding = BINDING
                 .lock()
