@@ -532,6 +532,57 @@ fn ready_receives(rt: &tokio::runtime::Runtime, messages: usize, scoped: bool) -
     })
 }
 
+/// `messages` sends, each followed by a receive under its own one-second
+/// timeout (the item is ready, so none fires): what a per-operation timeout
+/// costs on the common path.
+fn timed_receives_ours(rt: &tokio::runtime::Runtime, messages: usize) -> Duration {
+    let (tx, rx) = scopestream::memory_stream::<u64>(1);
+    rt.block_on(async {
+        let start = Instant::now();
+        for i in 0..messages {
+            tx.send(i as u64).await.unwrap();
+            let got = scopestream::move_on_after(Duration::from_secs(1), rx.recv()).await;
+            assert_eq!(got, Some(Ok(i as u64)));
+        }
+        start.elapsed()
+    })
+}
+
+/// The same with tokio's mpsc and `tokio::time::timeout`.
+fn timed_receives_tokio(rt: &tokio::runtime::Runtime, messages: usize) -> Duration {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(1);
+    rt.block_on(async {
+        let start = Instant::now();
+        for i in 0..messages {
+            tx.send(i as u64).await.unwrap();
+            let got = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await;
+            assert_eq!(got, Ok(Some(i as u64)));
+        }
+        start.elapsed()
+    })
+}
+
+/// The same with async-channel, a `CancellationToken` and `select!` against
+/// a sleep, as applications glue it together today.
+fn timed_receives_token(rt: &tokio::runtime::Runtime, messages: usize) -> Duration {
+    use tokio_util::sync::CancellationToken;
+    let (tx, rx) = async_channel::bounded::<u64>(1);
+    let token = CancellationToken::new();
+    rt.block_on(async {
+        let start = Instant::now();
+        for i in 0..messages {
+            tx.send(i as u64).await.unwrap();
+            let got = tokio::select! {
+                _ = token.cancelled() => None,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => None,
+                got = rx.recv() => got.ok(),
+            };
+            assert_eq!(got, Some(i as u64));
+        }
+        start.elapsed()
+    })
+}
+
 // ---------------------------------------------------------------------------
 // Measuring and printing.
 
@@ -768,6 +819,29 @@ fn main() {
                 vec![
                     Box::new(|n| Some(ready_receives(&rt, n, true))),
                     Box::new(|n| Some(ready_receives(&rt, n, false))),
+                ],
+            ),
+        );
+    }
+
+    if wanted(&filters, "timeout") {
+        let rt = Rt::CurrentThread.build();
+        let mut table = Table::new(vec![
+            "scopestream `move_on_after`",
+            "tokio mpsc + `tokio::time::timeout`",
+            "async-channel + token + `select!` with a sleep",
+        ]);
+        table
+            .header("A timeout per receive, tokio current-thread (send + receive of a ready item)");
+        let messages = calibrate(|n| Some(timed_receives_ours(&rt, n)));
+        table.row(
+            "per-receive timeout".to_owned(),
+            measure_row(
+                messages,
+                vec![
+                    Box::new(|n| Some(timed_receives_ours(&rt, n))),
+                    Box::new(|n| Some(timed_receives_tokio(&rt, n))),
+                    Box::new(|n| Some(timed_receives_token(&rt, n))),
                 ],
             ),
         );
