@@ -90,6 +90,25 @@
 //!   receiver closing drops the buffered items, which breaks cycles through
 //!   senders only. Every peer channel behaves so.
 //!
+//! # Building a task group
+//!
+//! What a task-group (nursery) library needs is public:
+//! [`CancelScope::catches`] (the exit rule: the outermost cancelled scope up
+//! to a shield catches), [`CancelScope::parent`], [`CancelScope::child`] for
+//! each child, [`StreamError`] so that `?` works across checkpoints,
+//! receives, sends (keeping the item) and timeouts,
+//! [`ScopeExt::cancellable`] to make a foreign future a cancellation point,
+//! and [`ScopeExt::in_current_scope`] to keep a spawned task inside the
+//! scope that spawned it. The repository's `examples/task_group/` is a
+//! complete Trio-style group built only on these, and its tests run that
+//! very code.
+//!
+//! **Cancellation points** are the crate's asynchronous operations (`send`,
+//! `recv`, `next()`, the sink's polls, `broken()`), [`checkpoint`],
+//! [`CancelScope::cancelled`] and any `.cancellable()` future. Nothing else
+//! is: `try_*`, the blocking API and futures of other libraries ignore
+//! scopes.
+//!
 //! # Coming from async-channel, tokio, flume or crossbeam
 //!
 //! What their users reach for is here, with this crate's guarantees: a
