@@ -10,7 +10,7 @@
 //! This module owns the thread-local; it reads the tree through [`Node`] and
 //! knows nothing of streams.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -24,9 +24,25 @@ const_thread_local! {
     static CURRENT: RefCell<Option<TreeArc<Node>>> = RefCell::new(None);
 }
 
+const_thread_local! {
+    /// Whether `CURRENT` holds a scope: code outside every scope (the
+    /// common case of a plain channel user) reads only this flag, which
+    /// needs no destructor and hence no registration check, not the cell.
+    static IN_SCOPE: Cell<bool> = Cell::new(false);
+}
+
+#[inline]
+fn in_scope() -> bool {
+    IN_SCOPE.try_with(Cell::get).unwrap_or(false)
+}
+
 /// The current scope's node (`None`: the root), cloned. While this thread's
 /// thread-locals are being destroyed, the root.
+#[inline]
 pub(super) fn current_node() -> Option<TreeArc<Node>> {
+    if !in_scope() {
+        return None;
+    }
     CURRENT
         .try_with(|current| current.borrow().clone())
         .ok()
@@ -34,7 +50,14 @@ pub(super) fn current_node() -> Option<TreeArc<Node>> {
 }
 
 /// Whether the current scope is effectively cancelled, without cloning it.
+/// Inline: in the root, one thread-local flag is read.
+#[inline]
 pub(crate) fn current_is_cancelled() -> bool {
+    in_scope() && current_scope_is_cancelled()
+}
+
+#[inline(never)]
+fn current_scope_is_cancelled() -> bool {
     CURRENT
         .try_with(|current| {
             current
@@ -65,9 +88,13 @@ impl<'a> Entered<'a> {
     /// destroyed: the scope cannot be made current, and the poll runs in the
     /// root.
     pub(super) fn enter(owner: &'a mut Option<TreeArc<Node>>) -> Option<Self> {
+        let in_scope = owner.is_some();
+        // `owner` is taken only if the thread-local is still there.
         let previous = CURRENT
             .try_with(|current| current.replace(owner.take()))
             .ok()?;
+        // Cannot fail: the flag has no destructor, and `CURRENT` is alive.
+        let _ = IN_SCOPE.try_with(|flag| flag.set(in_scope));
         Some(Entered { owner, previous })
     }
 }
@@ -75,7 +102,9 @@ impl<'a> Entered<'a> {
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
         let previous = self.previous.take();
+        let in_scope = previous.is_some();
         let _ = CURRENT.try_with(|current| *self.owner = current.replace(previous));
+        let _ = IN_SCOPE.try_with(|flag| flag.set(in_scope));
     }
 }
 

@@ -34,6 +34,7 @@ pub(crate) struct ScopeRef(Option<TreeArc<Node>>);
 impl ScopeRef {
     pub(crate) const ROOT: ScopeRef = ScopeRef(None);
 
+    #[inline]
     pub(crate) fn current() -> ScopeRef {
         ScopeRef(current::current_node())
     }
@@ -70,7 +71,15 @@ impl ScopeWait {
     /// deadline timer, and then reports whether the scope is effectively
     /// cancelled. Register-then-check: a concurrent `cancel()` or
     /// `set_deadline()` either finds the waker or is seen by the check.
+    ///
+    /// Inline: in the root, which is never cancelled, there is nothing to do.
+    #[inline]
     pub(crate) fn register_and_check(&mut self, cx: &mut Context<'_>) -> bool {
+        self.scope.0.is_some() && self.register_and_check_in_scope(cx)
+    }
+
+    #[inline(never)]
+    fn register_and_check_in_scope(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(node) = &self.scope.0 else {
             return false;
         };
@@ -131,8 +140,12 @@ impl ScopeWait {
 }
 
 impl Drop for ScopeWait {
+    /// Inline: a wait that never registered (the root's) has nothing to undo.
+    #[inline]
     fn drop(&mut self) {
-        self.deregister();
+        if self.registered.is_some() || self.timer.is_some() {
+            self.deregister();
+        }
     }
 }
 

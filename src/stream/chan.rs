@@ -92,7 +92,7 @@ use std::task::{Context, Waker};
 use crate::error::{RecvError, TryRecvError};
 use crate::scope::{ScopeRef, ScopeWait};
 use crate::statistics::Statistics;
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{Arc, Mutex, MutexGuard};
 use crate::waitlist::WaitList;
 use crate::wakeups::{swap_waker, Wakeups};
 
@@ -202,6 +202,33 @@ impl<T> Chan<T> {
     }
 }
 
+/// What a weak handle holds: the stream's memory, not its openness. Shared
+/// by `WeakSender` and `WeakReceiver`.
+pub(crate) struct WeakChan<T>(Arc<Chan<T>>);
+
+impl<T> WeakChan<T> {
+    pub(crate) fn new(chan: &Arc<Chan<T>>) -> Self {
+        WeakChan(Arc::clone(chan))
+    }
+
+    /// The stream and a new open handle id from `reopen`
+    /// ([`State::reopen_sender`] or [`State::reopen_receiver`]), unless that
+    /// side has closed for good.
+    pub(crate) fn upgrade(
+        &self,
+        reopen: fn(&mut State<T>) -> Option<HandleId>,
+    ) -> Option<(Arc<Chan<T>>, HandleId)> {
+        let id = reopen(&mut self.0.lock())?;
+        Some((Arc::clone(&self.0), id))
+    }
+}
+
+impl<T> Clone for WeakChan<T> {
+    fn clone(&self) -> Self {
+        WeakChan(Arc::clone(&self.0))
+    }
+}
+
 impl<T> State<T> {
     /// Registers a new open sender handle.
     pub(crate) fn open_sender(&mut self) -> HandleId {
@@ -285,6 +312,36 @@ impl<T> State<T> {
             }
         }
         None
+    }
+
+    /// The common case of a send, tried first and inline: the stream is not
+    /// broken, no receive waits or listens, and the buffer has room. Then
+    /// the item is buffered and nobody is to be woken. Otherwise the item
+    /// comes back, and [`try_send`](State::try_send) decides.
+    #[inline]
+    pub(crate) fn try_buffer(&mut self, item: T) -> Result<(), T> {
+        if self.open_receivers != 0
+            && self.receivers.front().is_none()
+            && self.listeners.front().is_none()
+            && self.has_room()
+        {
+            self.buffer.push_back(item);
+            Ok(())
+        } else {
+            Err(item)
+        }
+    }
+
+    /// The common case of a receive, tried first and inline: no send waits,
+    /// so an item at the head is simply taken and nobody is to be woken.
+    /// `None`: [`try_recv`](State::try_recv) decides.
+    #[inline]
+    pub(crate) fn try_unbuffer(&mut self) -> Option<T> {
+        if self.senders.front().is_none() {
+            self.buffer.pop_front()
+        } else {
+            None
+        }
     }
 
     /// The transfer of a send on an open handle: SPEC S2 without the handle
@@ -604,6 +661,28 @@ impl Waiting {
         } else {
             ScopeRef::current()
         }
+    }
+
+    /// After a listener (a `Stream` receive or a `broken()` future) was put
+    /// or kept in slot `key` and the lock released: records the slot in
+    /// `place`, keeping the scope registration made at an earlier poll if
+    /// that scope is still current (another scope's is dropped here, outside
+    /// the lock), then registers. Returns whether the scope was found
+    /// effectively cancelled meanwhile; nothing is ever committed to a
+    /// listener, so the caller only has to stop listening.
+    #[inline]
+    pub(super) fn listen(place: &mut Option<Waiting>, key: usize, cx: &mut Context<'_>) -> bool {
+        let listening = match place {
+            Some(listening) if listening.scope.is_current() => {
+                listening.key = key;
+                listening
+            }
+            slot => slot.insert(Waiting {
+                key,
+                scope: ScopeWait::new(ScopeRef::current()),
+            }),
+        };
+        listening.scope.register_and_check(cx)
     }
 
     /// After slot `key` was pushed into a line and the lock released:

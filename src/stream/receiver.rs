@@ -9,6 +9,7 @@
 use std::fmt;
 use std::future::Future;
 use std::iter::FusedIterator;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -17,11 +18,11 @@ use futures_core::future::FusedFuture;
 use futures_core::stream::{FusedStream, Stream};
 
 use super::blocking::{block_on, block_on_until};
-use super::chan::{Chan, HandleId, RecvSlot, State, Waiting};
+use super::chan::{Chan, HandleId, RecvSlot, State, Waiting, WeakChan};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
-use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait};
+use crate::scope::current_is_cancelled;
 use crate::statistics::Statistics;
-use crate::sync::{Arc, AtomicBool, Ordering};
+use crate::sync::{Arc, AtomicBool, MutexGuard, Ordering};
 use crate::wakeups::{swap_waker, Wakeups};
 
 /// The receiving handle of a memory object stream.
@@ -72,17 +73,12 @@ pub struct MemoryReceiver<T> {
     id: HandleId,
     /// ORDERING: as `MemorySender::closed`.
     closed: AtomicBool,
-    /// The `Stream` receive, while it listens between polls.
-    listening: Option<Listening>,
+    /// The `Stream` receive, while it listens between polls: its slot in
+    /// the stream's listener line, and its registration with the scope of
+    /// its latest poll.
+    listening: Option<Waiting>,
     /// `poll_next` returned `None` for good: end of stream, or handle closed.
     terminated: bool,
-}
-
-/// A `Stream` receive that found nothing: its slot in the stream's listener
-/// line, and its registration with the scope of its latest poll.
-struct Listening {
-    key: usize,
-    scope: ScopeWait,
 }
 
 impl<T> MemoryReceiver<T> {
@@ -151,38 +147,49 @@ impl<T> MemoryReceiver<T> {
     /// assert_eq!(rx.try_recv(), Ok('a'));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        let mut wake = Wakeups::default();
         let mut state = self.chan.lock();
         if self.closed.load(Ordering::Relaxed) {
             return Err(TryRecvError::Closed);
         }
+        match state.try_unbuffer() {
+            Some(item) => Ok(item),
+            None => self.try_recv_further(state),
+        }
+    }
+
+    /// [`try_recv`](MemoryReceiver::try_recv) past its common case: waiting
+    /// senders to take from or refill from, an empty buffer, or the end.
+    #[inline(never)]
+    fn try_recv_further(&self, mut state: MutexGuard<'_, State<T>>) -> Result<T, TryRecvError> {
+        let mut wake = Wakeups::default();
         let result = state.try_recv(&mut wake);
         drop(state);
         result.map(|item| self.wake_keeping(wake, item))
     }
 
-    /// The start of every asynchronous receive, under the lock, in SPEC
-    /// S12's order: the current scope (C3; unless `check_scope` is off, for
-    /// the blocking API), this handle, then the transfer. `Ok(None)`: nothing
-    /// to take yet. Checked under the lock, so a cancel that happened before
-    /// a peer's change we are about to see is seen too (C5).
-    fn attempt(
-        &self,
-        state: &mut State<T>,
-        wake: &mut Wakeups,
-        check_scope: bool,
-    ) -> Result<Option<T>, RecvError> {
+    /// The checks at the start of every asynchronous receive, under the
+    /// lock, in SPEC S12's order: the current scope (C3; unless
+    /// `check_scope` is off, for the blocking API), then this handle.
+    /// Checked under the lock, so a cancel that happened before a peer's
+    /// change we are about to see is seen too (C5).
+    #[inline]
+    fn admit(&self, check_scope: bool) -> Result<(), RecvError> {
         if check_scope && current_is_cancelled() {
             return Err(RecvError::Cancelled);
         }
         if self.closed.load(Ordering::Relaxed) {
             return Err(RecvError::Closed);
         }
+        Ok(())
+    }
+
+    /// The transfer of an admitted receive; `Ok(None)`: nothing to take yet.
+    fn transfer(state: &mut State<T>, wake: &mut Wakeups) -> Result<Option<T>, RecvError> {
         match state.try_recv(wake) {
             Ok(item) => Ok(Some(item)),
             Err(TryRecvError::Empty) => Ok(None),
             Err(TryRecvError::EndOfStream) => Err(RecvError::EndOfStream),
-            Err(TryRecvError::Closed) => unreachable!("the handle is checked above"),
+            Err(TryRecvError::Closed) => unreachable!("the handle is checked first"),
         }
     }
 
@@ -338,7 +345,7 @@ impl<T> MemoryReceiver<T> {
     /// dropped. See [`MemorySender::downgrade`](crate::MemorySender::downgrade).
     pub fn downgrade(&self) -> WeakReceiver<T> {
         WeakReceiver {
-            chan: Arc::clone(&self.chan),
+            chan: WeakChan::new(&self.chan),
         }
     }
 
@@ -474,22 +481,7 @@ impl<T> MemoryReceiver<T> {
     /// `poll_next` found nothing and is listening in slot `key`: registers
     /// with the current scope (register, then check) and waits.
     fn listen_in_scope(&mut self, key: usize, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let listening = match &mut self.listening {
-            Some(listening) if listening.scope.is_current() => {
-                listening.key = key;
-                listening
-            }
-            slot => {
-                // First poll, or another scope than at the last one: the old
-                // registration (if any) is dropped here, outside the lock.
-                *slot = Some(Listening {
-                    key,
-                    scope: ScopeWait::new(ScopeRef::current()),
-                });
-                slot.as_mut().expect("just set")
-            }
-        };
-        if listening.scope.register_and_check(cx) {
+        if Waiting::listen(&mut self.listening, key, cx) {
             // Cancelled since the check under the lock; nothing was ever
             // committed to a listener, so there is nothing to settle.
             self.stop_listening();
@@ -510,7 +502,10 @@ impl<T> Stream for MemoryReceiver<T> {
         let this = self.get_mut();
         let mut wake = Wakeups::default();
         let mut state = this.chan.lock();
-        let result = match this.attempt(&mut state, &mut wake, true) {
+        let result = match this
+            .admit(true)
+            .and_then(|()| Self::transfer(&mut state, &mut wake))
+        {
             Ok(Some(item)) => Ok(item),
             Err(err) => Err(err),
             Ok(None) => {
@@ -563,7 +558,10 @@ struct RecvOp {
     /// While blocked: our slot in the stream's receiver line and our
     /// registration with the scope. `None` on the fast path, which then has
     /// nothing to drop.
-    waiting: Option<Waiting>,
+    /// `ManuallyDrop`: every owner's `Drop` calls `abandon`, which takes
+    /// it; a field that dropped itself would cost an out-of-line call of
+    /// its drop glue on every operation, the fast path's included.
+    waiting: ManuallyDrop<Option<Waiting>>,
     /// `recv_blocking`: the scope is the root, whatever is current.
     ignore_scope: bool,
 }
@@ -571,7 +569,7 @@ struct RecvOp {
 impl RecvOp {
     fn new(ignore_scope: bool) -> Self {
         RecvOp {
-            waiting: None,
+            waiting: ManuallyDrop::new(None),
             ignore_scope,
         }
     }
@@ -594,9 +592,30 @@ impl RecvOp {
         receiver: &MemoryReceiver<T>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
-        let mut wake = Wakeups::default();
         let mut state = receiver.chan.lock();
-        match receiver.attempt(&mut state, &mut wake, !self.ignore_scope) {
+        if let Err(err) = receiver.admit(!self.ignore_scope) {
+            return Poll::Ready(Err(err));
+        }
+        match state.try_unbuffer() {
+            Some(item) => {
+                drop(state);
+                Poll::Ready(Ok(item))
+            }
+            None => self.poll_start_further(receiver, state, cx),
+        }
+    }
+
+    /// [`poll_start`](RecvOp::poll_start) past its common case: senders to
+    /// take from or refill from, the end of the stream, or a wait in line.
+    #[inline(never)]
+    fn poll_start_further<T>(
+        &mut self,
+        receiver: &MemoryReceiver<T>,
+        mut state: MutexGuard<'_, State<T>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, RecvError>> {
+        let mut wake = Wakeups::default();
+        match MemoryReceiver::transfer(&mut state, &mut wake) {
             Ok(Some(item)) => {
                 drop(state);
                 Poll::Ready(Ok(receiver.wake_keeping(wake, item)))
@@ -637,19 +656,8 @@ impl RecvOp {
             }
         }
         // Settled by a peer, or cancelled before any item was committed.
-        let slot = state.receivers.remove(key);
-        let mut wake = Wakeups::default();
-        if let RecvSlot::Delivered(_) = slot {
-            state.collected(&mut wake);
-        }
-        drop(state);
-        // Deregisters from the scope.
-        self.waiting = None;
-        Poll::Ready(match slot {
-            RecvSlot::Delivered(item) => Ok(receiver.wake_keeping(wake, item)),
-            RecvSlot::Waiting { .. } => Err(RecvError::Cancelled),
-            RecvSlot::Aborted(err) => Err(err),
-        })
+        let waiting = self.waiting.take().expect("poll_waiting while waiting");
+        Poll::Ready(settle(receiver, state, waiting))
     }
 
     /// A blocked receive gives up now (a blocking timeout ran out), exactly
@@ -658,19 +666,8 @@ impl RecvOp {
     /// receive is not blocked.
     fn give_up<T>(&mut self, receiver: &MemoryReceiver<T>) -> Option<Result<T, RecvError>> {
         let waiting = self.waiting.take()?;
-        let mut wake = Wakeups::default();
-        let mut state = receiver.chan.lock();
-        let slot = state.receivers.remove(waiting.key);
-        if let RecvSlot::Delivered(_) = slot {
-            state.collected(&mut wake);
-        }
-        drop(state);
-        drop(waiting);
-        Some(match slot {
-            RecvSlot::Delivered(item) => Ok(receiver.wake_keeping(wake, item)),
-            RecvSlot::Waiting { .. } => Err(RecvError::Cancelled),
-            RecvSlot::Aborted(err) => Err(err),
-        })
+        let state = receiver.chan.lock();
+        Some(settle(receiver, state, waiting))
     }
 
     /// Cleans up a receive whose future is dropped: an item already committed
@@ -678,16 +675,15 @@ impl RecvOp {
     /// that never waited has nothing to clean up.
     #[inline]
     fn abandon<T>(&mut self, receiver: &MemoryReceiver<T>) {
-        if self.waiting.is_some() {
-            self.abandon_waiting(receiver);
+        // Taken here, inline, so that the compiler sees `None` left behind
+        // and the field's drop glue vanishes.
+        if let Some(waiting) = self.waiting.take() {
+            Self::abandon_waiting(receiver, waiting);
         }
     }
 
     #[inline(never)]
-    fn abandon_waiting<T>(&mut self, receiver: &MemoryReceiver<T>) {
-        let Some(waiting) = self.waiting.take() else {
-            return;
-        };
+    fn abandon_waiting<T>(receiver: &MemoryReceiver<T>, waiting: Waiting) {
         let mut wake = Wakeups::default();
         let mut state = receiver.chan.lock();
         let (orphan, settled) = match state.receivers.remove(waiting.key) {
@@ -705,6 +701,29 @@ impl RecvOp {
         // Every receiver is closed: the stream drops the item (SPEC S5).
         let _drop_after_waking = (orphan, settled, waiting);
         wake.wake_all();
+    }
+}
+
+/// The end of a blocked receive that stops waiting (settled by a peer, its
+/// scope cancelled, or given up): frees its slot and returns what the slot
+/// holds — a committed item, `Cancelled` if nothing was ever committed, or a
+/// peer's abort. Unlocks, then deregisters from the scope.
+fn settle<T>(
+    receiver: &MemoryReceiver<T>,
+    mut state: MutexGuard<'_, State<T>>,
+    waiting: Waiting,
+) -> Result<T, RecvError> {
+    let slot = state.receivers.remove(waiting.key);
+    let mut wake = Wakeups::default();
+    if let RecvSlot::Delivered(_) = slot {
+        state.collected(&mut wake);
+    }
+    drop(state);
+    drop(waiting);
+    match slot {
+        RecvSlot::Delivered(item) => Ok(receiver.wake_keeping(wake, item)),
+        RecvSlot::Waiting { .. } => Err(RecvError::Cancelled),
+        RecvSlot::Aborted(err) => Err(err),
     }
 }
 
@@ -782,7 +801,7 @@ impl<T> fmt::Debug for OwnedRecv<T> {
 /// A receiver that does not keep the stream open: see
 /// [`MemoryReceiver::downgrade`].
 pub struct WeakReceiver<T> {
-    chan: Arc<Chan<T>>,
+    chan: WeakChan<T>,
 }
 
 impl<T> WeakReceiver<T> {
@@ -797,17 +816,15 @@ impl<T> WeakReceiver<T> {
     /// assert!(weak.upgrade().is_none() && tx.is_broken());
     /// ```
     pub fn upgrade(&self) -> Option<MemoryReceiver<T>> {
-        let mut state = self.chan.lock();
-        let id = state.reopen_receiver()?;
-        drop(state);
-        Some(MemoryReceiver::from_chan(Arc::clone(&self.chan), id))
+        let (chan, id) = self.chan.upgrade(State::reopen_receiver)?;
+        Some(MemoryReceiver::from_chan(chan, id))
     }
 }
 
 impl<T> Clone for WeakReceiver<T> {
     fn clone(&self) -> Self {
         WeakReceiver {
-            chan: Arc::clone(&self.chan),
+            chan: self.chan.clone(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -9,11 +10,11 @@ use std::time::{Duration, Instant};
 use futures_core::future::FusedFuture;
 
 use super::blocking::{block_on, block_on_until};
-use super::chan::{Chan, HandleId, SendAbort, SendRefusal, SendSlot, Waiting};
+use super::chan::{Chan, HandleId, SendAbort, SendRefusal, SendSlot, State, Waiting, WeakChan};
 use crate::error::{Cancelled, SendError, SendTimeoutError, TrySendError};
-use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait};
+use crate::scope::current_is_cancelled;
 use crate::statistics::Statistics;
-use crate::sync::{Arc, AtomicBool, Ordering};
+use crate::sync::{Arc, AtomicBool, MutexGuard, Ordering};
 use crate::wakeups::{swap_waker, Wakeups};
 
 /// The sending handle of a memory object stream.
@@ -88,11 +89,24 @@ impl<T> MemorySender<T> {
     /// assert_eq!(tx.try_send(3), Err(TrySendError::Broken(3)));
     /// ```
     pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
-        let mut wake = Wakeups::default();
         let mut state = self.chan.lock();
         if self.closed.load(Ordering::Relaxed) {
             return Err(TrySendError::Closed(item));
         }
+        match state.try_buffer(item) {
+            Ok(()) => Ok(()),
+            Err(item) => Self::try_send_further(state, item),
+        }
+    }
+
+    /// [`try_send`](MemorySender::try_send) past its common case: waiting
+    /// receivers, listeners to tell, a full buffer, or no receiver left.
+    #[inline(never)]
+    fn try_send_further(
+        mut state: MutexGuard<'_, State<T>>,
+        item: T,
+    ) -> Result<(), TrySendError<T>> {
+        let mut wake = Wakeups::default();
         let result = state.try_send(item, &mut wake);
         drop(state);
         wake.wake_all();
@@ -331,7 +345,7 @@ impl<T> MemorySender<T> {
     /// ```
     pub fn downgrade(&self) -> WeakSender<T> {
         WeakSender {
-            chan: Arc::clone(&self.chan),
+            chan: WeakChan::new(&self.chan),
         }
     }
 
@@ -410,7 +424,10 @@ pub(super) struct SendOp<T> {
     /// While blocked: our slot in the stream's sender line and our
     /// registration with the scope. `None` on the fast path, which then has
     /// nothing to drop.
-    waiting: Option<Waiting>,
+    /// `ManuallyDrop`: every owner's `Drop` calls `abandon`, which takes
+    /// it; a field that dropped itself would cost an out-of-line call of
+    /// its drop glue on every operation, the fast path's included.
+    waiting: ManuallyDrop<Option<Waiting>>,
     /// `send_blocking`: the scope is the root, whatever is current.
     ignore_scope: bool,
 }
@@ -421,7 +438,7 @@ impl<T> SendOp<T> {
     pub(super) fn new(item: T, ignore_scope: bool) -> Self {
         SendOp {
             item: Some(item),
-            waiting: None,
+            waiting: ManuallyDrop::new(None),
             ignore_scope,
         }
     }
@@ -445,7 +462,6 @@ impl<T> SendOp<T> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError<T>>> {
         let item = self.item.take().expect("`Send` polled after completion");
-        let mut wake = Wakeups::default();
         let mut state = sender.chan.lock();
         // Checked under the lock, so a cancel that happened before a peer's
         // change we are about to see is seen too (C5).
@@ -455,6 +471,26 @@ impl<T> SendOp<T> {
         if sender.closed.load(Ordering::Relaxed) {
             return Poll::Ready(Err(SendError::Closed(item)));
         }
+        match state.try_buffer(item) {
+            Ok(()) => {
+                drop(state);
+                Poll::Ready(Ok(()))
+            }
+            Err(item) => self.poll_start_further(sender, state, item, cx),
+        }
+    }
+
+    /// [`poll_start`](SendOp::poll_start) past its common case: receivers
+    /// waiting or listening, no receiver left, or a wait in line.
+    #[inline(never)]
+    fn poll_start_further(
+        &mut self,
+        sender: &MemorySender<T>,
+        mut state: MutexGuard<'_, State<T>>,
+        item: T,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), SendError<T>>> {
+        let mut wake = Wakeups::default();
         match state.try_send(item, &mut wake) {
             Ok(()) => {
                 drop(state);
@@ -503,7 +539,7 @@ impl<T> SendOp<T> {
         let slot = state.senders.remove(key);
         drop(state);
         // Deregisters from the scope.
-        self.waiting = None;
+        *self.waiting = None;
         Poll::Ready(Self::outcome(slot))
     }
 
@@ -539,16 +575,15 @@ impl<T> SendOp<T> {
     /// future that never waited has nothing to clean up.
     #[inline]
     pub(super) fn abandon(&mut self, sender: &MemorySender<T>) {
-        if self.waiting.is_some() {
-            self.abandon_waiting(sender);
+        // Taken here, inline, so that the compiler sees `None` left behind
+        // and the field's drop glue vanishes.
+        if let Some(waiting) = self.waiting.take() {
+            Self::abandon_waiting(sender, waiting);
         }
     }
 
     #[inline(never)]
-    fn abandon_waiting(&mut self, sender: &MemorySender<T>) {
-        let Some(waiting) = self.waiting.take() else {
-            return;
-        };
+    fn abandon_waiting(sender: &MemorySender<T>, waiting: Waiting) {
         let slot = sender.chan.lock().senders.remove(waiting.key);
         drop(waiting);
         // The withdrawn item (if not taken) drops here, outside the lock.
@@ -669,17 +704,7 @@ impl<T> Future for WaitBroken<'_, T> {
         );
         drop(state);
         drop(old_waker);
-        let watching = match &mut this.watching {
-            Some(watching) if watching.scope.is_current() => {
-                watching.key = key;
-                watching
-            }
-            slot => slot.insert(Waiting {
-                key,
-                scope: ScopeWait::new(ScopeRef::current()),
-            }),
-        };
-        if watching.scope.register_and_check(cx) {
+        if Waiting::listen(&mut this.watching, key, cx) {
             this.stop_watching();
             return Poll::Ready(Err(Cancelled));
         }
@@ -704,24 +729,22 @@ impl<T> fmt::Debug for WaitBroken<'_, T> {
 /// A sender that does not keep the stream open: see
 /// [`MemorySender::downgrade`].
 pub struct WeakSender<T> {
-    chan: Arc<Chan<T>>,
+    chan: WeakChan<T>,
 }
 
 impl<T> WeakSender<T> {
     /// A new open sender, if the stream still has one open (the end of the
     /// stream, once seen, is final).
     pub fn upgrade(&self) -> Option<MemorySender<T>> {
-        let mut state = self.chan.lock();
-        let id = state.reopen_sender()?;
-        drop(state);
-        Some(MemorySender::from_chan(Arc::clone(&self.chan), id))
+        let (chan, id) = self.chan.upgrade(State::reopen_sender)?;
+        Some(MemorySender::from_chan(chan, id))
     }
 }
 
 impl<T> Clone for WeakSender<T> {
     fn clone(&self) -> Self {
         WeakSender {
-            chan: Arc::clone(&self.chan),
+            chan: self.chan.clone(),
         }
     }
 }
