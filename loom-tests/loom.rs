@@ -295,6 +295,43 @@ fn parent_cancel_wakes_blocked_recv_in_child() {
     });
 }
 
+/// Two first polls of one scope's `run` futures race to bind it: one in the
+/// root, one inside `outer`. The scope is bound exactly once — a parent
+/// seen once is its parent for good — and when `outer` won, a later cancel
+/// of `outer` from another thread wakes a receive blocked in the scope (the
+/// child link was made).
+#[test]
+fn first_polls_race_to_bind_a_scope() {
+    model(|| {
+        let scope = CancelScope::new();
+        let outer = CancelScope::new();
+        let (in_scope, in_outer) = (scope.clone(), outer.clone());
+        let binder = thread::spawn(move || {
+            block_on(in_outer.run(in_scope.run(async {})));
+            in_scope.parent().map(|p| p.same_scope(&in_outer))
+        });
+        block_on(scope.run(async {}));
+        let seen_here = scope.parent().map(|p| p.same_scope(&outer));
+        let seen_there = binder.join().unwrap();
+        let under_outer = scope
+            .parent()
+            .map(|p| p.same_scope(&outer))
+            .expect("bound by both polls");
+        for seen in [seen_here, seen_there].into_iter().flatten() {
+            assert_eq!(seen, under_outer, "the parent changed after it was seen");
+        }
+        if under_outer {
+            let (tx, rx) = memory_stream::<u32>(0);
+            let canceller = thread::spawn(move || outer.cancel());
+            assert_eq!(block_on(scope.run(rx.recv())), Err(RecvError::Cancelled));
+            canceller.join().unwrap();
+            drop(tx);
+        } else {
+            assert!(scope.parent().is_some_and(|p| p.is_root()));
+        }
+    });
+}
+
 // ── 3. AnyIO #771: a shielded receiver, its outer scope cancelled ────────
 
 fn shielded_receiver_vs_send(cancel_first: bool) {

@@ -118,7 +118,28 @@ impl<E> WaitList<E> {
         self.node(key).linked
     }
 
+    /// Unlinks the oldest linked slot and returns its key; the slot stays
+    /// allocated for its owner.
+    #[inline]
+    pub(crate) fn unlink_front(&mut self) -> Option<usize> {
+        let key = self.front()?;
+        let next = {
+            let node = self.node_mut(key);
+            node.linked = false;
+            std::mem::replace(&mut node.next, NIL)
+        };
+        self.head = next;
+        if next == NIL {
+            self.tail = NIL;
+        } else {
+            self.node_mut(next).prev = NIL;
+        }
+        self.linked -= 1;
+        Some(key)
+    }
+
     /// Takes the slot out of the line; it stays allocated for its owner.
+    #[inline]
     pub(crate) fn unlink(&mut self, key: usize) {
         let (prev, next) = {
             let node = self.node_mut(key);
@@ -286,6 +307,31 @@ mod tests {
         assert_eq!(list.front(), None);
         assert_eq!(list.len(), 0);
         assert_eq!([list.remove(a), list.remove(b), list.remove(c)], [1, 2, 3]);
+    }
+
+    #[test]
+    fn unlink_front_takes_the_oldest_and_keeps_the_line_whole() {
+        let mut list = WaitList::new();
+        let a = list.push_back(1);
+        let b = list.push_back(2);
+        let c = list.push_back(3);
+        assert_eq!(list.unlink_front(), Some(a));
+        assert!(!list.is_linked(a));
+        assert_eq!(linked(&list), [2, 3]);
+        // A slot pushed now goes behind the others, and an unlink in the
+        // middle still mends the links the front unlink left.
+        let d = list.push_back(4);
+        list.unlink(c);
+        assert_eq!(linked(&list), [2, 4]);
+        assert_eq!(list.unlink_front(), Some(b));
+        assert_eq!(list.unlink_front(), Some(d));
+        assert_eq!(
+            (list.unlink_front(), list.front(), list.len()),
+            (None, None, 0)
+        );
+        let e = list.push_back(5);
+        assert_eq!((linked(&list), list.front()), (vec![5], Some(e)));
+        assert_eq!([a, b, c, d].map(|k| list.remove(k)), [1, 2, 3, 4]);
     }
 
     #[test]

@@ -87,6 +87,7 @@ impl<'a> Entered<'a> {
     /// guard drops. `None` while this thread's thread-locals are being
     /// destroyed: the scope cannot be made current, and the poll runs in the
     /// root.
+    #[inline]
     pub(super) fn enter(owner: &'a mut Option<TreeArc<Node>>) -> Option<Self> {
         let in_scope = owner.is_some();
         // `owner` is taken only if the thread-local is still there.
@@ -97,14 +98,42 @@ impl<'a> Entered<'a> {
         let _ = IN_SCOPE.try_with(|flag| flag.set(in_scope));
         Some(Entered { owner, previous })
     }
-}
 
-impl Drop for Entered<'_> {
-    fn drop(&mut self) {
+    /// Leaves the scope at the end of a poll that returned: the restore
+    /// inline, in the poll's own frame. (A poll that unwinds restores
+    /// through `Drop` instead.)
+    #[inline]
+    fn exit(mut self) {
+        self.restore();
+        // Nothing is left to drop: `previous` was moved back just now.
+        std::mem::forget(self);
+    }
+
+    #[inline]
+    fn restore(&mut self) {
         let previous = self.previous.take();
         let in_scope = previous.is_some();
         let _ = CURRENT.try_with(|current| *self.owner = current.replace(previous));
         let _ = IN_SCOPE.try_with(|flag| flag.set(in_scope));
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.restore();
+    }
+}
+
+/// Runs `f` (a poll) with `owner`'s scope current: see [`Entered`].
+#[inline]
+pub(super) fn poll_in<R>(owner: &mut Option<TreeArc<Node>>, f: impl FnOnce() -> R) -> R {
+    match Entered::enter(owner) {
+        Some(entered) => {
+            let out = f();
+            entered.exit();
+            out
+        }
+        None => f(),
     }
 }
 

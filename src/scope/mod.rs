@@ -424,8 +424,8 @@ impl<F: Future> Future for Scoped<F> {
         if let Some(node) = this.scope.node.as_ref().filter(|n| n.is_unbound()) {
             Node::bind(node, current::current_node());
         }
-        let _current = current::Entered::enter(&mut this.scope.node);
-        this.fut.poll(cx)
+        let fut = this.fut;
+        current::poll_in(&mut this.scope.node, || fut.poll(cx))
     }
 }
 

@@ -85,33 +85,35 @@ const CANCEL_CALLED: u8 = 0b01;
 /// `Node::flags`: the shield is up. ORDERING: changed only under the node
 /// lock (see the module docs).
 const SHIELD: u8 = 0b10;
+/// `Node::flags`: one binding has claimed the node (set once, never
+/// cleared); whoever set it binds, every other binding gives up.
+const CLAIMED: u8 = 0b100;
+/// `Node::flags`: the parent is bound (set once, never cleared), after
+/// [`Node::parent`] is published when the parent is a scope. ORDERING: set
+/// with Release and read with Acquire, so whoever sees it sees the parent.
+const BOUND: u8 = 0b1000;
 
 pub(super) struct Node {
-    /// `CANCEL_CALLED | SHIELD`, in one word so that a chain walk reads each
-    /// scope once.
+    /// `CANCEL_CALLED | SHIELD | CLAIMED | BOUND`, in one word so that a
+    /// chain walk reads each scope once.
     flags: AtomicU8,
     /// Ticks of the `clock` module, or [`NO_DEADLINE`].
     deadline: DeadlineWord,
-    /// `None` inside: bound to the root. Unset: not bound yet.
-    parent: OnceLock<Option<TreeArc<Node>>>,
+    /// Set once, when bound under a scope; never set for a scope bound
+    /// under the root (the `BOUND` flag alone says that), which so costs no
+    /// one-time initialisation.
+    parent: OnceLock<TreeArc<Node>>,
     state: Mutex<NodeState>,
 }
 
 /// The wakers of the operations blocked in one scope: the first in a slot of
 /// its own, so that a scope with one blocked operation — a task's own scope,
-/// typically — never allocates a slab; the others in a slab.
+/// typically — never allocates a slab; the others in a slab, boxed so that
+/// a node stays small to make and to drop until it has two waiters at once.
+#[derive(Default)]
 struct Waiters {
     solo: Option<Waker>,
-    rest: WaitList<Waker>,
-}
-
-impl Default for Waiters {
-    fn default() -> Self {
-        Waiters {
-            solo: None,
-            rest: WaitList::new(),
-        }
-    }
+    rest: Option<Box<WaitList<Waker>>>,
 }
 
 impl Waiters {
@@ -123,27 +125,35 @@ impl Waiters {
             self.solo = Some(waker);
             Self::SOLO
         } else {
-            self.rest.push_back(waker)
+            self.rest
+                .get_or_insert_with(|| Box::new(WaitList::new()))
+                .push_back(waker)
         }
     }
 
     fn get_mut(&mut self, key: usize) -> &mut Waker {
         match key {
             Self::SOLO => self.solo.as_mut().expect("the solo waiter is registered"),
-            key => self.rest.get_mut(key),
+            key => self.rest().get_mut(key),
         }
     }
 
     fn remove(&mut self, key: usize) -> Waker {
         match key {
             Self::SOLO => self.solo.take().expect("the solo waiter is registered"),
-            key => self.rest.remove(key),
+            key => self.rest().remove(key),
         }
+    }
+
+    fn rest(&mut self) -> &mut WaitList<Waker> {
+        self.rest
+            .as_mut()
+            .expect("a slab key is only handed out by the slab")
     }
 
     fn for_each(&self, mut f: impl FnMut(&Waker)) {
         self.solo.iter().for_each(&mut f);
-        self.rest.iter().for_each(f);
+        self.rest.iter().flat_map(|rest| rest.iter()).for_each(f);
     }
 }
 
@@ -178,9 +188,9 @@ static BINDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// scopes does not recurse 100 000 frames deep.
 impl Drop for Node {
     fn drop(&mut self) {
-        let mut parent = self.parent.take().flatten();
+        let mut parent = self.parent.take();
         while let Some(node) = parent {
-            parent = TreeArc::into_inner(node).and_then(|mut node| node.parent.take().flatten());
+            parent = TreeArc::into_inner(node).and_then(|mut node| node.parent.take());
         }
     }
 }
@@ -195,15 +205,41 @@ impl Node {
             let node = next?;
             let flags = node.flags();
             next = match node.parent.get() {
-                Some(Some(parent)) if flags & SHIELD == 0 => Some(&**parent),
+                Some(parent) if flags & SHIELD == 0 => Some(&**parent),
                 _ => None,
             };
             Some((node, flags))
         })
     }
 
-    /// SPEC C2, from the live flags and deadlines of the whole chain.
+    /// SPEC C2, from the live flags and deadlines of the whole chain. Inline,
+    /// as every operation makes it: up to the first scope with a deadline
+    /// the walk reads two words and the parent link per scope; from there
+    /// on it is [`cancelled_or_deadline`](Node::cancelled_or_deadline)'s,
+    /// which reads the clock.
+    #[inline]
     pub(super) fn is_cancelled(&self) -> bool {
+        let mut node = self;
+        loop {
+            let flags = node.flags();
+            if flags & CANCEL_CALLED != 0 {
+                return true;
+            }
+            // ORDERING: Acquire pairs with the Release store in `set_deadline`.
+            if node.deadline.load(Ordering::Acquire) != NO_DEADLINE {
+                return node.is_cancelled_from_a_deadline();
+            }
+            match node.parent.get() {
+                Some(parent) if flags & SHIELD == 0 => node = parent,
+                _ => return false,
+            }
+        }
+    }
+
+    /// [`is_cancelled`](Node::is_cancelled) from the first scope on the
+    /// chain with a deadline.
+    #[inline(never)]
+    fn is_cancelled_from_a_deadline(&self) -> bool {
         self.cancelled_or_deadline().is_none()
     }
 
@@ -283,8 +319,8 @@ impl Node {
                 return true;
             }
             match node.parent.get() {
-                Some(Some(parent)) => node = parent,
-                _ => return false,
+                Some(parent) => node = parent,
+                None => return false,
             }
         }
     }
@@ -292,10 +328,27 @@ impl Node {
     /// Binds a node made just now under `parent`: O(1), as nobody can hold
     /// it yet, so it cannot be an ancestor of `parent`.
     pub(super) fn bind_new(this: &TreeArc<Node>, parent: Option<TreeArc<Node>>) {
-        if let Some(parent) = &parent {
+        if let Some(parent) = parent {
             parent.adopt(this);
+            let _ = this.parent.set(parent);
         }
-        let _ = this.parent.set(parent);
+        this.claim();
+        this.mark_bound();
+    }
+
+    /// Claims the binding of this node: `true` for the one caller that set
+    /// `CLAIMED`, which then binds; `false` for every other.
+    #[inline]
+    fn claim(&self) -> bool {
+        // ORDERING: AcqRel, as the other flag updates; the claim decides
+        // only who binds.
+        self.flags.fetch_or(CLAIMED, Ordering::AcqRel) & CLAIMED == 0
+    }
+
+    #[inline]
+    fn mark_bound(&self) {
+        // ORDERING: Release publishes the parent set just before (see BOUND).
+        self.flags.fetch_or(BOUND, Ordering::Release);
     }
 
     /// Binds `this` under `parent` unless it is bound already, at the first
@@ -315,26 +368,39 @@ impl Node {
     /// Anything already waiting on `this` — a `cancelled()` future awaited
     /// before the first `run` — is woken if the new chain is cancelled, or
     /// has a deadline for it to arm a timer for.
+    ///
+    /// Two first polls may race to bind, from different scopes: the first
+    /// to [`claim`](Node::claim) the node binds it, the other gives up and
+    /// polls in the scope as it is (the loser's poll comes before the
+    /// binding, as any poll before the first does; a cancel of the new
+    /// parent still reaches it, through the wake-up below).
+    ///
+    /// Under the root no cycle can form and no chain above can be
+    /// cancelled: binding there is the claim and a flag, with neither the
+    /// lock nor a wake-up.
     pub(super) fn bind(this: &TreeArc<Node>, parent: Option<TreeArc<Node>>) {
         let Some(parent) = parent else {
-            // Under the root: no cycle can form and no chain above can be
-            // cancelled, so neither the lock nor a wake-up is needed.
-            let _ = this.parent.set(None);
+            if this.claim() {
+                this.mark_bound();
+            }
             return;
         };
-        let parent = Some(parent);
+        // The claim and the flag are loom points, so they stay outside the
+        // lock, which covers std operations only.
+        if !this.claim() {
+            return;
+        }
         let bound = {
             let _binding = BINDING
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if this.parent.get().is_some() {
-                return;
+            let parent = Some(parent).filter(|p| !p.has_ancestor_or_self(this));
+            if let Some(parent) = &parent {
+                let _ = this.parent.set(parent.clone());
             }
-            let parent = parent.filter(|p| !p.has_ancestor_or_self(this));
-            let bound = parent.clone();
-            let _ = this.parent.set(parent);
-            bound
+            parent
         };
+        this.mark_bound();
         if let Some(parent) = bound {
             parent.adopt(this);
             if parent.cancelled_or_deadline() != Some(NO_DEADLINE) {
@@ -451,17 +517,18 @@ impl Node {
     pub(super) fn catches(&self) -> bool {
         self.is_cancel_called()
             && (self.is_shielded()
-                || !matches!(self.parent.get(), Some(Some(parent)) if parent.is_cancelled()))
+                || !matches!(self.parent.get(), Some(parent) if parent.is_cancelled()))
     }
 
     /// The parent, once bound (`Some(None)`: the root).
     pub(super) fn parent(&self) -> Option<Option<TreeArc<Node>>> {
-        self.parent.get().cloned()
+        (!self.is_unbound()).then(|| self.parent.get().cloned())
     }
 
     /// Whether the parent is still to be bound (at a first poll of `run`).
+    #[inline]
     pub(super) fn is_unbound(&self) -> bool {
-        self.parent.get().is_none()
+        self.flags() & BOUND == 0
     }
 
     /// Registers the waker of an operation blocked in this scope; the key

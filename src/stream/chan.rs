@@ -270,8 +270,7 @@ impl<T> State<T> {
     /// Receivers found effectively cancelled on the way are unlinked and
     /// aborted with `Cancelled`. Hands the item back if nobody could take it.
     fn hand_to_receiver(&mut self, item: T, wake: &mut Wakeups) -> Result<(), T> {
-        while let Some(key) = self.receivers.front() {
-            self.receivers.unlink(key);
+        while let Some(key) = self.receivers.unlink_front() {
             let slot = self.receivers.get_mut(key);
             let RecvSlot::Waiting { waker, scope, .. } =
                 std::mem::replace(slot, RecvSlot::Aborted(RecvError::Cancelled))
@@ -294,8 +293,7 @@ impl<T> State<T> {
     /// Senders found effectively cancelled are unlinked and aborted with
     /// `Cancelled`, keeping their items to return them.
     fn take_from_sender(&mut self, wake: &mut Wakeups) -> Option<T> {
-        while let Some(key) = self.senders.front() {
-            self.senders.unlink(key);
+        while let Some(key) = self.senders.unlink_front() {
             let slot = self.senders.get_mut(key);
             let SendSlot::Waiting {
                 item, waker, scope, ..
@@ -385,8 +383,12 @@ impl<T> State<T> {
             }
             return Ok(item);
         }
-        if let Some(item) = self.take_from_sender(wake) {
-            return Ok(item);
+        // Checked inline: an empty buffer has nobody waiting to send, unless
+        // it is a rendezvous.
+        if self.senders.front().is_some() {
+            if let Some(item) = self.take_from_sender(wake) {
+                return Ok(item);
+            }
         }
         if self.is_ended() {
             Err(TryRecvError::EndOfStream)

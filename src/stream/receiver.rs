@@ -500,12 +500,16 @@ impl<T> Stream for MemoryReceiver<T> {
     /// docs), so a dropped `next()` future leaves nothing behind.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
-        let mut wake = Wakeups::default();
         let mut state = this.chan.lock();
-        let result = match this
-            .admit(true)
-            .and_then(|()| Self::transfer(&mut state, &mut wake))
-        {
+        let admitted = this.admit(true);
+        if admitted.is_ok() && this.listening.is_none() {
+            // The common case, as for `recv`: an item there, nobody to wake.
+            if let Some(item) = state.try_unbuffer() {
+                return Poll::Ready(Some(item));
+            }
+        }
+        let mut wake = Wakeups::default();
+        let result = match admitted.and_then(|()| Self::transfer(&mut state, &mut wake)) {
             Ok(Some(item)) => Ok(item),
             Err(err) => Err(err),
             Ok(None) => {
