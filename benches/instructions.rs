@@ -68,6 +68,13 @@ fn workloads() -> Vec<(&'static str, Vec<(&'static str, Workload)>)> {
             "ready `recv` in a fresh `CancelScope::new().run(..)` each time",
             vec![("scopestream", scoped::fresh)],
         ),
+        (
+            "ready `recv` under a per-receive timeout: `move_on_after` / `tokio::time::timeout`",
+            vec![
+                ("scopestream", scoped::timeout),
+                ("tokio mpsc", scoped::tokio_timeout),
+            ],
+        ),
     ]
 }
 
@@ -241,6 +248,30 @@ mod scoped {
             assert!(black_box(poll(CancelScope::new().run(rx.recv()))).is_ready());
         }
     }
+    pub fn timeout(n: u64) {
+        let (tx, rx) = scopestream::memory_stream::<u64>(64);
+        for i in 0..n {
+            tx.try_send(black_box(i)).unwrap();
+            let out = poll(scopestream::move_on_after(FAR, rx.recv()));
+            assert!(black_box(out).is_ready());
+        }
+    }
+    pub fn tokio_timeout(n: u64) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _in_runtime = rt.enter();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(64);
+        for i in 0..n {
+            tx.try_send(black_box(i)).unwrap();
+            let out = poll(tokio::time::timeout(FAR, rx.recv()));
+            assert!(black_box(out).is_ready());
+        }
+    }
+
+    /// A timeout that never fires: its cost on the ready path alone.
+    const FAR: std::time::Duration = std::time::Duration::from_secs(5);
 }
 
 /// Instructions executed by this binary running `workload`/`library` for

@@ -40,7 +40,14 @@ fn epoch() -> Instant {
 
 pub(super) fn to_ticks(at: Instant) -> i64 {
     let epoch = epoch();
-    let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    // Seconds and nanoseconds in i64, not `as_nanos`' u128.
+    let nanos = |d: Duration| {
+        i64::try_from(d.as_secs())
+            .ok()
+            .and_then(|secs| secs.checked_mul(1_000_000_000))
+            .and_then(|n| n.checked_add(i64::from(d.subsec_nanos())))
+            .unwrap_or(i64::MAX)
+    };
     if at >= epoch {
         // Beyond ~292 years: as good as never, but still a deadline.
         nanos(at - epoch).min(NO_DEADLINE - 1)

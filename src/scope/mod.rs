@@ -220,9 +220,9 @@ impl CancelScope {
     /// # });
     /// ```
     pub fn with_deadline(deadline: Instant) -> Self {
-        let scope = Self::new();
-        scope.set_deadline(Some(deadline));
-        scope
+        CancelScope {
+            node: Some(TreeArc::new(Node::with_deadline(to_ticks(deadline)))),
+        }
     }
 
     /// This scope's own deadline, if it has one (the root never has).

@@ -167,9 +167,19 @@ struct NodeState {
 
 impl Default for Node {
     fn default() -> Self {
+        Node::with_deadline(NO_DEADLINE)
+    }
+}
+
+impl Node {
+    /// A new node with its deadline (ticks) set from the start: nobody can
+    /// be waiting in it yet, so there is nobody to wake, as
+    /// [`set_deadline`](Node::set_deadline) would. A passed deadline cancels
+    /// the scope at the first read of its chain, as ever.
+    pub(super) fn with_deadline(deadline: i64) -> Self {
         Node {
             flags: AtomicU8::new(0),
-            deadline: DeadlineWord::new(NO_DEADLINE),
+            deadline: DeadlineWord::new(deadline),
             parent: OnceLock::new(),
             state: Mutex::new(NodeState {
                 waiters: Waiters::default(),
