@@ -679,8 +679,8 @@ impl RecvOp {
     /// that never waited has nothing to clean up.
     #[inline]
     fn abandon<T>(&mut self, receiver: &MemoryReceiver<T>) {
-        // Taken here, inline, so that the compiler sees `None` left behind
-        // and the field's drop glue vanishes.
+        // Checked and taken here, inline: a future that never waited pays
+        // one test (the field is `ManuallyDrop`, so nothing else runs).
         if let Some(waiting) = self.waiting.take() {
             Self::abandon_waiting(receiver, waiting);
         }
