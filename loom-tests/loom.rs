@@ -928,3 +928,28 @@ fn weak_upgrade_vs_last_sender_close() {
         assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
     });
 }
+
+/// A parent's cancel after a lazy read of a child's passed deadline, which
+/// cancels the child without waking anyone (it may run under a stream
+/// lock): the receive blocked in the child is woken by the parent's walk,
+/// which descends into every child that has not walked its own subtree.
+/// The deadline passes by the model's hand on the crate's clock.
+#[test]
+fn parent_cancel_after_lazy_expiry_wakes_blocked_recv_in_child() {
+    model(|| {
+        let (tx, rx) = memory_stream::<u32>(0);
+        let parent = CancelScope::new();
+        let child = parent.child();
+        let hour = Duration::from_secs(3600);
+        child.set_deadline(Some(scopestream::__loom::now() + hour));
+        let expired = child.clone();
+        let canceller = thread::spawn(move || {
+            scopestream::__loom::advance_clock(2 * hour);
+            assert!(expired.is_cancel_called());
+            parent.cancel();
+        });
+        assert_eq!(block_on(child.run(rx.recv())), Err(RecvError::Cancelled));
+        canceller.join().unwrap();
+        drop(tx);
+    });
+}

@@ -234,6 +234,18 @@ pub mod __loom {
         check(&loom::model::Builder::new(), f);
     }
 
+    /// Now, on the clock the crate's deadlines are read against; in this
+    /// build it runs ahead of the system's by what [`advance_clock`] added.
+    pub fn now() -> std::time::Instant {
+        crate::scope::clock::now()
+    }
+
+    /// Moves the crate's clock forward by `by`, so that a model can make a
+    /// deadline pass at a point of its choosing.
+    pub fn advance_clock(by: std::time::Duration) {
+        crate::scope::clock::model_clock::advance(by);
+    }
+
     /// [`model`] with the exploration settings of `builder` (a preemption
     /// bound, say).
     pub fn check(builder: &loom::model::Builder, f: impl Fn() + Sync + Send + 'static) {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use common::{poll_once, stream, Task, SIZES};
+use common::{poll_once, stream, watchdog, Task, SIZES};
 use scopestream::{
     checkpoint, memory_stream, CancelScope, MemoryReceiver, MemorySender, RecvError, SendError,
     TryRecvError, TrySendError,
@@ -36,27 +36,6 @@ fn panicking_waker() -> Waker {
 
 fn poll_with<F: Future + Unpin>(fut: &mut F, waker: &Waker) -> Poll<F::Output> {
     Pin::new(fut).poll(&mut Context::from_waker(waker))
-}
-
-/// Runs `f` on its own thread and fails if it does not finish in time.
-fn watchdog<R: std::marker::Send + 'static>(
-    what: &str,
-    f: impl FnOnce() -> R + std::marker::Send + 'static,
-) -> R {
-    let (done, finished) = std::sync::mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let _ = done.send(f());
-    });
-    match finished.recv_timeout(Duration::from_secs(20)) {
-        Ok(result) => result,
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("finished without a result"),
-        },
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{what}: hung (deadlock or lost wake-up)")
-        }
-    }
 }
 
 // ── Lost items and ghosts ────────────────────────────────────────────────

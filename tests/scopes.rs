@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::Task;
+use common::{wait_for, watchdog, Task};
 use futures::executor::block_on;
 use scopestream::{checkpoint, memory_stream, CancelScope, Cancelled, RecvError};
 
@@ -212,8 +212,11 @@ fn cancel_from_another_thread_wakes_a_blocked_receive() {
     let (_tx, rx) = memory_stream::<u32>(0);
     let scope = CancelScope::new();
     let remote = scope.clone();
+    let watch = rx.clone();
     let canceller = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(20));
+        // Cancel only once the receive is blocked, so that the wake-up is
+        // what this test sees (not a check at the receive's first poll).
+        wait_for(|| watch.statistics().tasks_waiting_receive == 1);
         remote.cancel();
     });
     let result = block_on(scope.run(rx.recv()));
@@ -341,4 +344,51 @@ fn scopes_and_scoped_futures_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<CancelScope>();
     send_sync::<scopestream::Scoped<std::future::Ready<()>>>();
+}
+
+#[test]
+fn parent_cancel_wakes_a_child_whose_passed_deadline_was_read_without_waking() {
+    let parent = CancelScope::new();
+    let child = parent.child();
+    let (_tx, rx) = memory_stream::<u32>(0);
+    let mut task = Task::new(parent.run(child.run(rx.recv())));
+    task.pending();
+    // The deadline wakes the receive so it can arm a timer; the task is not
+    // polled again, so no timer ever runs: the cancellation below can only
+    // reach it through the walk of `parent.cancel()`.
+    child.set_deadline(Some(std::time::Instant::now() + Duration::from_millis(5)));
+    std::thread::sleep(Duration::from_millis(20));
+    // A read of the passed deadline cancels the child, waking nobody.
+    assert!(child.is_cancel_called());
+    let before = task.wakes();
+    parent.cancel();
+    assert!(
+        task.wakes() > before,
+        "the parent's cancel skipped a child cancelled by a lazily read deadline"
+    );
+    assert_eq!(task.ready(), Err(RecvError::Cancelled));
+}
+
+#[test]
+fn a_blocked_receive_in_a_child_is_woken_by_the_parents_cancel_after_a_lazy_expiry() {
+    // The same on real threads, with whatever timer backend is built in.
+    // With none (`--no-default-features`) only the parent's cancel can end
+    // the receive; with one, its timer may end it first. Either way it ends.
+    watchdog("receive in a lazily expired child", || {
+        let parent = CancelScope::new();
+        let child = parent.child();
+        let (_tx, rx) = memory_stream::<u32>(0);
+        let watch = rx.clone();
+        let (c, p) = (child.clone(), parent.clone());
+        let canceller = std::thread::spawn(move || {
+            wait_for(|| watch.statistics().tasks_waiting_receive == 1);
+            c.set_deadline(Some(std::time::Instant::now() + Duration::from_millis(30)));
+            std::thread::sleep(Duration::from_millis(60));
+            assert!(c.is_cancel_called());
+            p.cancel();
+        });
+        let result = block_on(parent.run(child.run(rx.recv())));
+        canceller.join().unwrap();
+        assert_eq!(result, Err(RecvError::Cancelled));
+    });
 }

@@ -19,14 +19,35 @@ use crate::sync::OnceLock;
 pub(super) const NO_DEADLINE: i64 = i64::MAX;
 
 /// Now, on the clock deadlines are compared with.
-pub(super) fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     #[cfg(feature = "tokio")]
-    {
-        tokio::time::Instant::now().into_std()
-    }
+    let now = tokio::time::Instant::now().into_std();
     #[cfg(not(feature = "tokio"))]
-    {
-        Instant::now()
+    let now = Instant::now();
+    #[cfg(feature = "loom")]
+    let now = now + model_clock::offset();
+    now
+}
+
+/// The `loom` build's hand on the clock: the models move it forward to
+/// make a deadline pass at a point of their choosing (loom has no clock of
+/// its own). A plain std atomic, never a loom point; it only ever grows, so
+/// deadlines set relative to [`now`] stay meaningful across a model's
+/// iterations.
+#[cfg(feature = "loom")]
+pub(crate) mod model_clock {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    static OFFSET_NANOS: AtomicU64 = AtomicU64::new(0);
+
+    pub(crate) fn offset() -> Duration {
+        Duration::from_nanos(OFFSET_NANOS.load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn advance(by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        OFFSET_NANOS.fetch_add(nanos, Ordering::SeqCst);
     }
 }
 

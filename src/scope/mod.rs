@@ -22,7 +22,7 @@
 //! ([`current_is_cancelled`]), a waiter's scope ([`ScopeRef`]) and its
 //! registration ([`ScopeWait`]).
 
-mod clock;
+pub(crate) mod clock;
 mod current;
 pub(crate) mod timeout;
 mod timer;

@@ -35,8 +35,9 @@
 //! (a slab slot, recycled, so steady-state blocking does not allocate). Each
 //! node also keeps weak links to its children. `cancel()` sets the flag and
 //! then walks the subtree, waking every registered waker, and does not descend
-//! into a child that is shielded or already cancelled (the latter woke its own
-//! subtree). `set_shield(false)` on a scope that is then effectively cancelled
+//! into a child that is shielded or whose own `cancel()` already walked it
+//! (a child cancelled only by a lazily read deadline has woken nobody, so the
+//! walk goes on into it). `set_shield(false)` on a scope that is then effectively cancelled
 //! walks its subtree the same way.
 //!
 //! Two races need an argument, and both rest on the node's mutex:
@@ -92,6 +93,12 @@ const CLAIMED: u8 = 0b100;
 /// [`Node::parent`] is published when the parent is a scope. ORDERING: set
 /// with Release and read with Acquire, so whoever sees it sees the parent.
 const BOUND: u8 = 0b1000;
+/// `Node::flags`: a `cancel()` (or a firing timer) has walked, or is
+/// walking, this node's subtree to wake it (set once, never cleared, always
+/// with `CANCEL_CALLED`). Kept apart from `CANCEL_CALLED`, which a lazy
+/// read of a passed deadline also sets without waking anyone: an
+/// ancestor's walk skips a child only if the child woke its own subtree.
+const WOKEN: u8 = 0b1_0000;
 
 pub(super) struct Node {
     /// `CANCEL_CALLED | SHIELD | CLAIMED | BOUND`, in one word so that a
@@ -308,8 +315,11 @@ impl Node {
         }
     }
 
+    /// Sets `cancel_called` and wakes the subtree, unless a `cancel()` did
+    /// so before. A scope cancelled only by a lazy read of its passed
+    /// deadline (which wakes nobody) is walked now.
     pub(super) fn cancel(&self) {
-        if self.flags.fetch_or(CANCEL_CALLED, Ordering::AcqRel) & CANCEL_CALLED == 0 {
+        if self.flags.fetch_or(CANCEL_CALLED | WOKEN, Ordering::AcqRel) & WOKEN == 0 {
             self.wake_subtree();
         }
     }
@@ -438,9 +448,11 @@ impl Node {
         let mut stack = Vec::new();
         self.collect_wakers(&mut wakers, &mut stack);
         while let Some(node) = stack.pop() {
-            // Shielded children keep the cancellation out; cancelled ones
-            // woke their own subtree. Flags read under the child's lock.
-            node.collect_wakers_unless(CANCEL_CALLED | SHIELD, &mut wakers, &mut stack);
+            // Shielded children keep the cancellation out; children whose
+            // own `cancel()` walked them woke their own subtree (a child
+            // cancelled by a lazily read deadline did not, and is walked).
+            // Flags read under the child's lock.
+            node.collect_wakers_unless(WOKEN | SHIELD, &mut wakers, &mut stack);
         }
         wakers.wake_all();
     }

@@ -177,3 +177,24 @@ pub fn wait_for(cond: impl Fn() -> bool) {
         std::thread::yield_now();
     }
 }
+
+/// Runs `f` on its own thread and fails if it does not finish in time.
+pub fn watchdog<R: std::marker::Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> R + std::marker::Send + 'static,
+) -> R {
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    match finished.recv_timeout(std::time::Duration::from_secs(20)) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("finished without a result"),
+        },
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: hung (deadlock or lost wake-up)")
+        }
+    }
+}
