@@ -26,7 +26,7 @@ pub(crate) use std::sync::{Arc as TreeArc, Weak as TreeWeak};
 
 #[cfg(not(feature = "loom"))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
     pub(crate) use std::thread::{current as current_thread, park, park_timeout, Thread};
     pub(crate) use std::thread_local;
@@ -127,6 +127,7 @@ mod imp {
 
     dual_atomic!(AtomicBool, bool, swap(value));
     dual_atomic!(AtomicU8, u8, fetch_or(bits), fetch_and(bits));
+    dual_atomic!(AtomicUsize, usize, fetch_add(value));
 
     /// A shared pointer: loom's (which checks for leaks) or std's.
     pub(crate) enum Arc<T> {

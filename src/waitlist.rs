@@ -221,7 +221,7 @@ impl<E> WaitList<E> {
         self.slots.len()
     }
 
-    #[cfg(test)]
+    #[inline]
     pub(crate) fn get(&self, key: usize) -> &E {
         &self.node(key).value
     }

@@ -5,13 +5,40 @@
 //! walk alike collect the wakers they must run into a [`Wakeups`] and wake
 //! them once the lock is released, because a waker is user code: it may
 //! panic, or own a handle of the very stream or scope that is waking it.
-//! Every collected waker is woken even if one panics. [`swap_waker`] is the
-//! one place a stored waker is replaced, handing the old one out to be
-//! dropped after unlocking.
+//! Every collected waker is woken even if one panics.
+//!
+//! # No allocation
+//!
+//! The first waker has a slot of its own. The others go into a vector
+//! borrowed from a per-thread cache and given back, emptied, once they are
+//! woken, so waking many tasks allocates only the first time a thread wakes
+//! that many (and again only if a waker re-enters the crate on the same
+//! thread while the cache is lent out). A cached vector larger than
+//! [`CACHE_LIMIT`] wakers is freed instead of kept.
+//!
+//! Why not wake in fixed batches, dropping the lock between them (tokio's
+//! `WakeList`)? Every multi-wake here is one state change that must look
+//! atomic: a close aborts all of its handle's waiters, the end of the stream
+//! ends every receive, a cancel wakes a subtree. Dropping the lock halfway
+//! would let an operation or a `statistics()` snapshot see half of it.
+//!
+//! Wakers are never *cloned* under a lock either (a clone is user code too):
+//! a stored waker is moved out to be woken, and a new one is cloned before
+//! the lock is taken (see `chan` and `scope::tree`).
 
 use std::any::Any;
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
+
+/// The largest vector of wakers a thread keeps for the next multi-wake.
+const CACHE_LIMIT: usize = 1024;
+
+// Not a synchronisation primitive (each thread has its own, and a borrow
+// that races a nested use just allocates), so std's even under loom.
+std::thread_local! {
+    static SPARE: Cell<Vec<Waker>> = const { Cell::new(Vec::new()) };
+}
 
 /// Wakers collected under the lock, woken after it is released.
 #[derive(Default)]
@@ -26,8 +53,17 @@ impl Wakeups {
         if self.first.is_none() {
             self.first = Some(waker);
         } else {
-            self.rest.push(waker);
+            self.push_rest(waker);
         }
+    }
+
+    #[cold]
+    fn push_rest(&mut self, waker: Waker) {
+        if self.rest.capacity() == 0 {
+            // From a thread-local destructor the cache is gone: allocate.
+            self.rest = SPARE.try_with(Cell::take).unwrap_or_default();
+        }
+        self.rest.push(waker);
     }
 
     /// Whether nothing was collected: the common case, checked inline so
@@ -65,24 +101,37 @@ impl Wakeups {
     /// caller instead of propagating it, for callers that must first put
     /// something in order (an item in hand back into the stream).
     pub(crate) fn wake_all_catching(self) -> Result<(), Box<dyn Any + std::marker::Send>> {
-        let Some(first) = self.first else {
+        let Wakeups { first, mut rest } = self;
+        let Some(first) = first else {
             return Ok(());
         };
         let mut panic = catch_unwind(AssertUnwindSafe(|| first.wake())).err();
-        for waker in self.rest {
+        for waker in rest.drain(..) {
             let result = catch_unwind(AssertUnwindSafe(|| waker.wake()));
             if let (None, Err(caught)) = (&panic, result) {
                 panic = Some(caught);
             }
         }
+        give_back(rest);
         panic.map_or(Ok(()), Err)
     }
 }
 
-/// Stores `waker` in place of `stored` unless both wake the same task;
-/// returns the replaced one, for the caller to drop after unlocking (a
-/// waker's drop is user code).
-#[inline]
-pub(crate) fn swap_waker(stored: &mut Waker, waker: &Waker) -> Option<Waker> {
-    (!stored.will_wake(waker)).then(|| std::mem::replace(stored, waker.clone()))
+/// Returns an emptied vector of wakers to this thread's cache.
+fn give_back(rest: Vec<Waker>) {
+    if rest.capacity() != 0 && rest.capacity() <= CACHE_LIMIT {
+        debug_assert!(rest.is_empty());
+        let _ = SPARE.try_with(|spare| {
+            if spare_capacity(spare) < rest.capacity() {
+                spare.set(rest);
+            }
+        });
+    }
+}
+
+fn spare_capacity(spare: &Cell<Vec<Waker>>) -> usize {
+    let vec = spare.take();
+    let capacity = vec.capacity();
+    spare.set(vec);
+    capacity
 }

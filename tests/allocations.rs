@@ -214,3 +214,72 @@ fn withdrawn_blocked_sends() {
     assert_eq!(tx.statistics().tasks_waiting_send, 0);
     drop(rx);
 }
+
+/// Every operation that wakes several tasks at once — a send told to two
+/// `Stream` consumers, a close with two receives blocked on the handle, a
+/// scope walk through three children — allocates nothing once warm.
+#[test]
+fn waking_many_tasks_at_once_allocates_nothing_in_steady_state() {
+    let _serial = serial();
+    let rounds = rounds().min(100_000);
+    let mut cx = Context::from_waker(Waker::noop());
+    let (tx, rx) = memory_stream::<u64>(4);
+    let (mut c1, mut c2) = (rx.clone(), rx.clone());
+    let group = CancelScope::new();
+    let children: Vec<CancelScope> = (0..3).map(|_| group.child()).collect();
+    let (_ctx, crx) = memory_stream::<u64>(0);
+
+    let mut round = |count: bool| {
+        let before = thread_allocations();
+        // A send that tells two listening `Stream` receives.
+        {
+            let mut n1 = futures::StreamExt::next(&mut c1);
+            let mut n2 = futures::StreamExt::next(&mut c2);
+            assert!(std::pin::Pin::new(&mut n1).poll(&mut cx).is_pending());
+            assert!(std::pin::Pin::new(&mut n2).poll(&mut cx).is_pending());
+            tx.try_send(1).unwrap();
+            assert_eq!(
+                std::pin::Pin::new(&mut n1).poll(&mut cx),
+                std::task::Poll::Ready(Some(1))
+            );
+        }
+        // A close that ends two receives blocked on the closed handle.
+        {
+            let handle = rx.clone();
+            let mut r1 = pin!(handle.recv());
+            let mut r2 = pin!(handle.recv());
+            assert!(r1.as_mut().poll(&mut cx).is_pending());
+            assert!(r2.as_mut().poll(&mut cx).is_pending());
+            handle.close();
+            assert!(r1.as_mut().poll(&mut cx).is_ready());
+            assert!(r2.as_mut().poll(&mut cx).is_ready());
+        }
+        // A walk of a scope with three children, each with a blocked receive.
+        {
+            let mut r0 = pin!(children[0].run(crx.recv()));
+            let mut r1 = pin!(children[1].run(crx.recv()));
+            let mut r2 = pin!(children[2].run(crx.recv()));
+            assert!(r0.as_mut().poll(&mut cx).is_pending());
+            assert!(r1.as_mut().poll(&mut cx).is_pending());
+            assert!(r2.as_mut().poll(&mut cx).is_pending());
+            group.set_deadline(None);
+            assert!(r0.as_mut().poll(&mut cx).is_pending());
+            assert!(r1.as_mut().poll(&mut cx).is_pending());
+            assert!(r2.as_mut().poll(&mut cx).is_pending());
+        }
+        if count {
+            thread_allocations() - before
+        } else {
+            0
+        }
+    };
+    for _ in 0..1000 {
+        round(false);
+    }
+    let mut allocated = 0;
+    for _ in 0..rounds {
+        allocated += round(true);
+    }
+    println!("multi-wake rounds: {allocated} allocations in {rounds} rounds");
+    assert_eq!(allocated, 0, "waking several tasks allocated");
+}

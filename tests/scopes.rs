@@ -353,10 +353,12 @@ fn parent_cancel_wakes_a_child_whose_passed_deadline_was_read_without_waking() {
     let (_tx, rx) = memory_stream::<u32>(0);
     let mut task = Task::new(parent.run(child.run(rx.recv())));
     task.pending();
-    // The deadline wakes the receive so it can arm a timer; the task is not
-    // polled again, so no timer ever runs: the cancellation below can only
-    // reach it through the walk of `parent.cancel()`.
+    // The deadline wakes the receive, which re-registers and arms a timer
+    // (where a backend is built in). Whatever that timer does, it does it
+    // before `before` is read below: after that, only the walk of
+    // `parent.cancel()` can wake the task.
     child.set_deadline(Some(std::time::Instant::now() + Duration::from_millis(5)));
+    task.pending();
     std::thread::sleep(Duration::from_millis(20));
     // A read of the passed deadline cancels the child, waking nobody.
     assert!(child.is_cancel_called());

@@ -77,9 +77,11 @@
 use std::task::Waker;
 
 use super::clock::{LazyNow, NO_DEADLINE};
-use crate::sync::{AtomicU8, DeadlineWord, Mutex, OnceLock, Ordering, TreeArc, TreeWeak};
+use crate::sync::{
+    AtomicU8, AtomicUsize, DeadlineWord, Mutex, OnceLock, Ordering, TreeArc, TreeWeak,
+};
 use crate::waitlist::WaitList;
-use crate::wakeups::{swap_waker, Wakeups};
+use crate::wakeups::Wakeups;
 
 /// `Node::flags`: `cancel()` was called (set once, never cleared).
 const CANCEL_CALLED: u8 = 0b01;
@@ -104,6 +106,13 @@ pub(super) struct Node {
     /// `CANCEL_CALLED | SHIELD | CLAIMED | BOUND`, in one word so that a
     /// chain walk reads each scope once.
     flags: AtomicU8,
+    /// Bumped, under the node lock, by every walk that takes wakers out of
+    /// this node's registrations to wake them (see [`Waiters`]): a
+    /// registration that saw an older value may have lost its waker, and
+    /// puts it back at its next poll. ORDERING: written under the lock;
+    /// read with Acquire outside it, after a wake-up that the walk made
+    /// after its bump.
+    epoch: AtomicUsize,
     /// Ticks of the `clock` module, or [`NO_DEADLINE`].
     deadline: DeadlineWord,
     /// Set once, when bound under a scope; never set for a scope bound
@@ -117,10 +126,16 @@ pub(super) struct Node {
 /// its own, so that a scope with one blocked operation — a task's own scope,
 /// typically — never allocates a slab; the others in a slab, boxed so that
 /// a node stays small to make and to drop until it has two waiters at once.
+///
+/// A walk that wakes the scope *takes* each waker out of its registration
+/// (leaving `None`) instead of cloning it: a clone is user code and must not
+/// run under the node lock. Every waker taken is woken, so its operation is
+/// polled again, sees the node's [`epoch`](Node::epoch) moved, and puts a
+/// waker back (cloned before it locks).
 #[derive(Default)]
 struct Waiters {
-    solo: Option<Waker>,
-    rest: Option<Box<WaitList<Waker>>>,
+    solo: Option<Option<Waker>>,
+    rest: Option<Box<WaitList<Option<Waker>>>>,
 }
 
 impl Waiters {
@@ -129,38 +144,52 @@ impl Waiters {
 
     fn push_back(&mut self, waker: Waker) -> usize {
         if self.solo.is_none() {
-            self.solo = Some(waker);
+            self.solo = Some(Some(waker));
             Self::SOLO
         } else {
             self.rest
                 .get_or_insert_with(|| Box::new(WaitList::new()))
-                .push_back(waker)
+                .push_back(Some(waker))
         }
     }
 
-    fn get_mut(&mut self, key: usize) -> &mut Waker {
+    fn get_mut(&mut self, key: usize) -> &mut Option<Waker> {
         match key {
             Self::SOLO => self.solo.as_mut().expect("the solo waiter is registered"),
             key => self.rest().get_mut(key),
         }
     }
 
-    fn remove(&mut self, key: usize) -> Waker {
+    fn remove(&mut self, key: usize) -> Option<Waker> {
         match key {
             Self::SOLO => self.solo.take().expect("the solo waiter is registered"),
             key => self.rest().remove(key),
         }
     }
 
-    fn rest(&mut self) -> &mut WaitList<Waker> {
+    fn rest(&mut self) -> &mut WaitList<Option<Waker>> {
         self.rest
             .as_mut()
             .expect("a slab key is only handed out by the slab")
     }
 
-    fn for_each(&self, mut f: impl FnMut(&Waker)) {
-        self.solo.iter().for_each(&mut f);
-        self.rest.iter().flat_map(|rest| rest.iter()).for_each(f);
+    /// Takes every waker still registered; `true` if any was.
+    fn take_each(&mut self, mut f: impl FnMut(Waker)) -> bool {
+        let mut took = false;
+        let mut take = |registration: &mut Option<Waker>| {
+            if let Some(waker) = registration.take() {
+                took = true;
+                f(waker);
+            }
+        };
+        self.solo.iter_mut().for_each(&mut take);
+        if let Some(rest) = &mut self.rest {
+            rest.unlink_where(|registration| {
+                take(registration);
+                false
+            });
+        }
+        took
     }
 }
 
@@ -186,6 +215,7 @@ impl Node {
     pub(super) fn with_deadline(deadline: i64) -> Self {
         Node {
             flags: AtomicU8::new(0),
+            epoch: AtomicUsize::new(0),
             deadline: DeadlineWord::new(deadline),
             parent: OnceLock::new(),
             state: Mutex::new(NodeState {
@@ -445,7 +475,7 @@ impl Node {
     /// no live children, the common case of a per-task scope.
     pub(super) fn wake_subtree(&self) {
         let mut wakers = Wakeups::default();
-        let mut stack = Vec::new();
+        let mut stack = WalkStack::take();
         self.collect_wakers(&mut wakers, &mut stack);
         while let Some(node) = stack.pop() {
             // Shielded children keep the cancellation out; children whose
@@ -454,6 +484,7 @@ impl Node {
             // Flags read under the child's lock.
             node.collect_wakers_unless(WOKEN | SHIELD, &mut wakers, &mut stack);
         }
+        WalkStack::give_back(stack);
         wakers.wake_all();
     }
 
@@ -469,12 +500,46 @@ impl Node {
         wakers: &mut Wakeups,
         stack: &mut Vec<TreeArc<Node>>,
     ) {
-        let state = self.state.lock();
+        let mut state = self.state.lock();
         if self.flags() & skip != 0 {
             return;
         }
-        state.waiters.for_each(|waker| wakers.push(waker.clone()));
+        if state.waiters.take_each(|waker| wakers.push(waker)) {
+            // ORDERING: under the lock, before the wake-ups (see `epoch`).
+            self.epoch.fetch_add(1, Ordering::Release);
+        }
         stack.extend(state.children.iter().filter_map(TreeWeak::upgrade));
+    }
+}
+
+/// The stack of nodes still to visit in [`Node::wake_subtree`], borrowed
+/// from a per-thread cache and given back emptied, so that waking a subtree
+/// allocates only the first time a thread walks one that wide (as the
+/// wakers themselves, see `wakeups`).
+struct WalkStack;
+
+/// Stacks larger than this are freed instead of kept.
+const WALK_STACK_LIMIT: usize = 256;
+
+// Not a synchronisation primitive (each thread has its own, and a borrow
+// that races a nested walk just allocates), so std's even under loom.
+std::thread_local! {
+    static SPARE_STACK: std::cell::Cell<Vec<TreeArc<Node>>> =
+        const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl WalkStack {
+    fn take() -> Vec<TreeArc<Node>> {
+        SPARE_STACK
+            .try_with(std::cell::Cell::take)
+            .unwrap_or_default()
+    }
+
+    fn give_back(stack: Vec<TreeArc<Node>>) {
+        debug_assert!(stack.is_empty());
+        if stack.capacity() != 0 && stack.capacity() <= WALK_STACK_LIMIT {
+            let _ = SPARE_STACK.try_with(|spare| spare.set(stack));
+        }
     }
 }
 
@@ -553,21 +618,36 @@ impl Node {
         self.flags() & BOUND == 0
     }
 
-    /// Registers the waker of an operation blocked in this scope; the key
-    /// is its slot until [`deregister`](Node::deregister).
-    pub(super) fn register(&self, waker: Waker) -> usize {
-        self.state.lock().waiters.push_back(waker)
+    /// Registers the waker of an operation blocked in this scope (cloned by
+    /// the caller, before the lock); returns its key, valid until
+    /// [`deregister`](Node::deregister), and the [`epoch`](Node::epoch) it
+    /// registered in.
+    pub(super) fn register(&self, waker: Waker) -> (usize, usize) {
+        let mut state = self.state.lock();
+        let key = state.waiters.push_back(waker);
+        (key, self.epoch.load(Ordering::Relaxed))
     }
 
-    /// Replaces a registered waker unless it wakes the same task; the old
-    /// one is returned, to be dropped by the caller after the lock.
-    pub(super) fn replace_waker(&self, key: usize, waker: &Waker) -> Option<Waker> {
-        swap_waker(self.state.lock().waiters.get_mut(key), waker)
+    /// The epoch now: a registration made in an older one may have had its
+    /// waker taken by a walk.
+    #[inline]
+    pub(super) fn epoch(&self) -> usize {
+        // ORDERING: see `epoch`.
+        self.epoch.load(Ordering::Acquire)
     }
 
-    /// Frees a registration's slot; its waker is returned, to be dropped by
-    /// the caller after the lock.
-    pub(super) fn deregister(&self, key: usize) -> Waker {
+    /// Puts `waker` (cloned by the caller, before the lock) into a
+    /// registration, in place of whatever it held; returns the old one, for
+    /// the caller to drop after the lock, and the epoch now.
+    pub(super) fn install_waker(&self, key: usize, waker: Waker) -> (Option<Waker>, usize) {
+        let mut state = self.state.lock();
+        let old = state.waiters.get_mut(key).replace(waker);
+        (old, self.epoch.load(Ordering::Relaxed))
+    }
+
+    /// Frees a registration's slot; its waker, if a walk did not take it,
+    /// is returned, to be dropped by the caller after the lock.
+    pub(super) fn deregister(&self, key: usize) -> Option<Waker> {
         self.state.lock().waiters.remove(key)
     }
 }

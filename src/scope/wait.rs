@@ -49,9 +49,10 @@ impl ScopeRef {
 /// (or a deadline) can wake it. Deregisters on drop.
 pub(crate) struct ScopeWait {
     scope: ScopeRef,
-    /// Our slot in the node's waiter slab, and the waker stored there (kept
-    /// here too, so a re-poll with the same waker needs no lock).
-    registered: Option<(usize, Waker)>,
+    /// Our slot in the node's waiter slab, the waker we stored there (kept
+    /// here too, so a re-poll with the same waker needs no lock), and the
+    /// node's epoch when we stored it: a walk since may have taken it.
+    registered: Option<(usize, Waker, usize)>,
     /// Armed for the chain's effective deadline, while there is one. Boxed:
     /// only operations that block under a deadline pay for its size, which
     /// would otherwise be copied with every `Send`/`Recv` future.
@@ -83,18 +84,20 @@ impl ScopeWait {
         let Some(node) = &self.scope.0 else {
             return false;
         };
+        // Wakers are cloned and dropped outside the node lock: user code.
         let waker = cx.waker();
         match &mut self.registered {
-            Some((_, stored)) if stored.will_wake(waker) => {}
-            Some((key, stored)) => {
-                // The replaced waker is dropped after the node lock.
-                let old = node.replace_waker(*key, waker);
+            Some((_, stored, epoch)) if stored.will_wake(waker) && *epoch == node.epoch() => {}
+            Some((key, stored, epoch)) => {
+                // A new waker, or a walk may have taken ours: put it back.
+                let (old, now) = node.install_waker(*key, waker.clone());
                 drop(old);
                 stored.clone_from(waker);
+                *epoch = now;
             }
             None => {
-                let key = node.register(waker.clone());
-                self.registered = Some((key, waker.clone()));
+                let (key, epoch) = node.register(waker.clone());
+                self.registered = Some((key, waker.clone(), epoch));
             }
         }
         loop {
@@ -132,7 +135,7 @@ impl ScopeWait {
 
     pub(crate) fn deregister(&mut self) {
         self.timer = None;
-        if let (Some((key, _)), Some(node)) = (self.registered.take(), &self.scope.0) {
+        if let (Some((key, ..)), Some(node)) = (self.registered.take(), &self.scope.0) {
             let waker = node.deregister(key);
             drop(waker); // after the node lock
         }

@@ -94,7 +94,7 @@ use crate::scope::{ScopeRef, ScopeWait};
 use crate::statistics::Statistics;
 use crate::sync::{Arc, Mutex, MutexGuard};
 use crate::waitlist::WaitList;
-use crate::wakeups::{swap_waker, Wakeups};
+use crate::wakeups::Wakeups;
 
 /// Identifies one handle (one clone) among the handles of a stream.
 pub(crate) type HandleId = u64;
@@ -200,6 +200,103 @@ impl<T> Chan<T> {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
         self.state.lock()
     }
+
+    /// Makes the slot `key` of the line `line` picks wake `waker`'s task, if
+    /// it still waits, without ever cloning a waker under the lock (a clone
+    /// is user code, and may use this very stream): compared with
+    /// `will_wake` under the lock, a different waker is cloned after
+    /// unlocking and installed after locking again.
+    ///
+    /// Returns the lock and whether the slot still waits; if it does not, a
+    /// peer settled it meanwhile (the caller settles it in turn) or told it
+    /// (a listener: the caller polls again). The waker replaced, or the
+    /// clone unused, goes to `stale`, for the caller to drop after
+    /// unlocking.
+    pub(crate) fn keep_waker<'a, S: WakerSlot>(
+        &'a self,
+        mut state: MutexGuard<'a, State<T>>,
+        line: fn(&mut State<T>) -> &mut WaitList<S>,
+        key: usize,
+        waker: &Waker,
+        stale: &mut Option<Waker>,
+    ) -> (MutexGuard<'a, State<T>>, bool) {
+        match line(&mut state).get_mut(key).waker_mut() {
+            None => return (state, false),
+            Some(stored) if stored.will_wake(waker) => return (state, true),
+            Some(_) => {}
+        }
+        drop(state);
+        let fresh = waker.clone();
+        let mut state = self.lock();
+        let still_waiting = match line(&mut state).get_mut(key).waker_mut() {
+            Some(stored) => {
+                *stale = Some(std::mem::replace(stored, fresh));
+                true
+            }
+            None => {
+                *stale = Some(fresh);
+                false
+            }
+        };
+        (state, still_waiting)
+    }
+}
+
+/// A waiter's slot, holding its task's waker while it waits.
+pub(crate) trait WakerSlot {
+    /// The stored waker while the slot waits; `None` once settled or told.
+    fn waker_mut(&mut self) -> Option<&mut Waker>;
+}
+
+impl<T> WakerSlot for RecvSlot<T> {
+    fn waker_mut(&mut self) -> Option<&mut Waker> {
+        match self {
+            RecvSlot::Waiting { waker, .. } => Some(waker),
+            _ => None,
+        }
+    }
+}
+
+impl<T> WakerSlot for SendSlot<T> {
+    fn waker_mut(&mut self) -> Option<&mut Waker> {
+        match self {
+            SendSlot::Waiting { waker, .. } => Some(waker),
+            _ => None,
+        }
+    }
+}
+
+impl WakerSlot for Listener {
+    fn waker_mut(&mut self) -> Option<&mut Waker> {
+        match self {
+            Listener::Waiting { waker, .. } => Some(waker),
+            Listener::Told => None,
+        }
+    }
+}
+
+/// The waker a new slot holds until its owner's waker is installed (see
+/// [`Chan::keep_waker`]): std's no-op waker, whose clone runs no user code.
+#[inline]
+pub(crate) fn placeholder_waker() -> Waker {
+    Waker::noop().clone()
+}
+
+/// The lines of waiters, for [`Chan::keep_waker`].
+pub(crate) fn receivers<T>(state: &mut State<T>) -> &mut WaitList<RecvSlot<T>> {
+    &mut state.receivers
+}
+
+pub(crate) fn senders<T>(state: &mut State<T>) -> &mut WaitList<SendSlot<T>> {
+    &mut state.senders
+}
+
+pub(crate) fn listeners<T>(state: &mut State<T>) -> &mut WaitList<Listener> {
+    &mut state.listeners
+}
+
+pub(crate) fn broken_watchers<T>(state: &mut State<T>) -> &mut WaitList<Listener> {
+    &mut state.broken_watchers
 }
 
 /// What a weak handle holds: the stream's memory, not its openness. Shared
@@ -448,16 +545,11 @@ impl<T> State<T> {
     }
 
     /// A `Stream` receive on `handle` found nothing: keeps (or puts) it in
-    /// the listener line with `waker`. `key` is its slot from an earlier
-    /// poll, if any. Returns the slot's key, and the waker it replaced, for
-    /// the caller to drop after unlocking.
-    pub(crate) fn listen(
-        &mut self,
-        key: Option<usize>,
-        waker: &Waker,
-        handle: HandleId,
-    ) -> (usize, Option<Waker>) {
-        listen_in(&mut self.listeners, key, waker, handle)
+    /// the listener line. `key` is its slot from an earlier poll, if any.
+    /// Returns the slot's key; a new slot holds a placeholder waker until
+    /// the caller installs its own with [`Chan::keep_waker`].
+    pub(crate) fn listen(&mut self, key: Option<usize>, handle: HandleId) -> usize {
+        listen_in(&mut self.listeners, key, handle)
     }
 
     /// Frees a `Stream` receive's listener slot; returns its waker, if it had
@@ -473,13 +565,8 @@ impl<T> State<T> {
 
     /// A `broken()` future found receivers open: keeps (or puts) it in the
     /// line told when the last one closes; as [`listen`](State::listen).
-    pub(crate) fn watch_broken(
-        &mut self,
-        key: Option<usize>,
-        waker: &Waker,
-        handle: HandleId,
-    ) -> (usize, Option<Waker>) {
-        listen_in(&mut self.broken_watchers, key, waker, handle)
+    pub(crate) fn watch_broken(&mut self, key: Option<usize>, handle: HandleId) -> usize {
+        listen_in(&mut self.broken_watchers, key, handle)
     }
 
     /// Frees a `broken()` future's slot; as [`unlisten`](State::unlisten).
@@ -599,24 +686,18 @@ fn tell(listener: &mut Listener, wake: &mut Wakeups) -> bool {
 }
 
 /// [`State::listen`] on either line of listeners.
-fn listen_in(
-    line: &mut WaitList<Listener>,
-    key: Option<usize>,
-    waker: &Waker,
-    handle: HandleId,
-) -> (usize, Option<Waker>) {
+fn listen_in(line: &mut WaitList<Listener>, key: Option<usize>, handle: HandleId) -> usize {
     if let Some(key) = key {
-        if let Listener::Waiting { waker: stored, .. } = line.get_mut(key) {
-            return (key, swap_waker(stored, waker));
+        if let Listener::Waiting { .. } = line.get(key) {
+            return key;
         }
         // Told since: a fresh slot goes to the back of the line.
         line.remove(key);
     }
-    let key = line.push_back(Listener::Waiting {
-        waker: waker.clone(),
+    line.push_back(Listener::Waiting {
+        waker: placeholder_waker(),
         handle,
-    });
-    (key, None)
+    })
 }
 
 /// [`State::unlisten`] on either line of listeners.
@@ -662,6 +743,18 @@ impl Waiting {
             ScopeRef::ROOT
         } else {
             ScopeRef::current()
+        }
+    }
+
+    /// The waker a new slot is pushed with, under the lock: the blocking
+    /// API's own thread waker (no user code, so cloned at once), else a
+    /// placeholder until [`Chan::keep_waker`] installs the task's own.
+    #[inline]
+    pub(super) fn first_waker(ignore_scope: bool, cx: &Context<'_>) -> Waker {
+        if ignore_scope {
+            cx.waker().clone()
+        } else {
+            placeholder_waker()
         }
     }
 

@@ -18,12 +18,12 @@ use futures_core::future::FusedFuture;
 use futures_core::stream::{FusedStream, Stream};
 
 use super::blocking::{block_on, block_on_until};
-use super::chan::{Chan, HandleId, RecvSlot, State, Waiting, WeakChan};
+use super::chan::{listeners, receivers, Chan, HandleId, RecvSlot, State, Waiting, WeakChan};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::scope::current_is_cancelled;
 use crate::statistics::Statistics;
 use crate::sync::{Arc, AtomicBool, MutexGuard, Ordering};
-use crate::wakeups::{swap_waker, Wakeups};
+use crate::wakeups::Wakeups;
 
 /// The receiving handle of a memory object stream.
 ///
@@ -513,11 +513,18 @@ impl<T> Stream for MemoryReceiver<T> {
             Ok(Some(item)) => Ok(item),
             Err(err) => Err(err),
             Ok(None) => {
-                let (key, old_waker) =
-                    state.listen(this.listening.as_ref().map(|l| l.key), cx.waker(), this.id);
+                let key = state.listen(this.listening.as_ref().map(|l| l.key), this.id);
+                let mut stale = None;
+                let (state, listening) =
+                    this.chan
+                        .keep_waker(state, listeners, key, cx.waker(), &mut stale);
                 drop(state);
-                drop(old_waker);
+                drop(stale);
                 wake.wake_all();
+                if !listening {
+                    // Told while our waker was cloned: an item may be there.
+                    cx.waker().wake_by_ref();
+                }
                 return this.listen_in_scope(key, cx);
             }
         };
@@ -628,13 +635,22 @@ impl RecvOp {
             Ok(None) => {
                 let scope = Waiting::scope(self.ignore_scope);
                 let key = state.receivers.push_back(RecvSlot::Waiting {
-                    waker: cx.waker().clone(),
+                    waker: Waiting::first_waker(self.ignore_scope, cx),
                     scope: scope.clone(),
                     handle: receiver.id,
                 });
+                let mut stale = None;
+                let (state, waits) = if self.ignore_scope {
+                    (state, true)
+                } else {
+                    let chan = &receiver.chan;
+                    chan.keep_waker(state, receivers, key, cx.waker(), &mut stale)
+                };
                 drop(state);
-                if Waiting::record(&mut self.waiting, key, scope, wake, cx) {
-                    // Cancelled while we queued: settle it under the lock.
+                drop(stale);
+                if Waiting::record(&mut self.waiting, key, scope, wake, cx) || !waits {
+                    // Cancelled, or settled by a peer, while we queued:
+                    // settle it under the lock.
                     return self.poll(receiver, cx);
                 }
                 Poll::Pending
@@ -650,14 +666,16 @@ impl RecvOp {
         let waiting = self.waiting.as_mut().expect("poll_waiting while waiting");
         let key = waiting.key;
         let cancelled = waiting.scope.register_and_check(cx);
-        let mut state = receiver.chan.lock();
-        if let RecvSlot::Waiting { waker, .. } = state.receivers.get_mut(key) {
-            if !cancelled {
-                let old = swap_waker(waker, cx.waker());
-                drop(state);
-                drop(old); // user code: not under the lock
-                return Poll::Pending;
-            }
+        // Declared first, dropped last: a waker is user code, not run under
+        // the lock.
+        let mut stale = None;
+        let state = receiver.chan.lock();
+        let (state, waits) =
+            receiver
+                .chan
+                .keep_waker(state, receivers, key, cx.waker(), &mut stale);
+        if waits && !cancelled {
+            return Poll::Pending;
         }
         // Settled by a peer, or cancelled before any item was committed.
         let waiting = self.waiting.take().expect("poll_waiting while waiting");

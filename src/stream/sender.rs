@@ -10,12 +10,15 @@ use std::time::{Duration, Instant};
 use futures_core::future::FusedFuture;
 
 use super::blocking::{block_on, block_on_until};
-use super::chan::{Chan, HandleId, SendAbort, SendRefusal, SendSlot, State, Waiting, WeakChan};
+use super::chan::{
+    broken_watchers, senders, Chan, HandleId, SendAbort, SendRefusal, SendSlot, State, Waiting,
+    WeakChan,
+};
 use crate::error::{Cancelled, SendError, SendTimeoutError, TrySendError};
 use crate::scope::current_is_cancelled;
 use crate::statistics::Statistics;
 use crate::sync::{Arc, AtomicBool, MutexGuard, Ordering};
-use crate::wakeups::{swap_waker, Wakeups};
+use crate::wakeups::Wakeups;
 
 /// The sending handle of a memory object stream.
 ///
@@ -502,15 +505,24 @@ impl<T> SendOp<T> {
                 let scope = Waiting::scope(self.ignore_scope);
                 let key = state.senders.push_back(SendSlot::Waiting {
                     item,
-                    waker: cx.waker().clone(),
+                    waker: Waiting::first_waker(self.ignore_scope, cx),
                     scope: scope.clone(),
                     handle: sender.id,
                 });
                 // A `Stream` receive can take the item now.
                 state.sender_waiting(&mut wake);
+                let mut stale = None;
+                let (state, waits) = if self.ignore_scope {
+                    (state, true)
+                } else {
+                    let chan = &sender.chan;
+                    chan.keep_waker(state, senders, key, cx.waker(), &mut stale)
+                };
                 drop(state);
-                if Waiting::record(&mut self.waiting, key, scope, wake, cx) {
-                    // Cancelled while we queued: settle it under the lock.
+                drop(stale);
+                if Waiting::record(&mut self.waiting, key, scope, wake, cx) || !waits {
+                    // Cancelled, or settled by a peer, while we queued:
+                    // settle it under the lock.
                     return self.poll(sender, cx);
                 }
                 Poll::Pending
@@ -526,14 +538,16 @@ impl<T> SendOp<T> {
         let waiting = self.waiting.as_mut().expect("poll_waiting while waiting");
         let key = waiting.key;
         let cancelled = waiting.scope.register_and_check(cx);
-        let mut state = sender.chan.lock();
-        if let SendSlot::Waiting { waker, .. } = state.senders.get_mut(key) {
-            if !cancelled {
-                let old = swap_waker(waker, cx.waker());
-                drop(state);
-                drop(old); // user code: not under the lock
-                return Poll::Pending;
-            }
+        // Declared first, dropped last: a waker is user code, not run under
+        // the lock.
+        let mut stale = None;
+        let state = sender.chan.lock();
+        let (mut state, waits) =
+            sender
+                .chan
+                .keep_waker(state, senders, key, cx.waker(), &mut stale);
+        if waits && !cancelled {
+            return Poll::Pending;
         }
         // Settled by a peer, or cancelled before anyone took the item.
         let slot = state.senders.remove(key);
@@ -697,13 +711,18 @@ impl<T> Future for WaitBroken<'_, T> {
             this.stop_watching();
             return Poll::Ready(Err(Cancelled));
         }
-        let (key, old_waker) = state.watch_broken(
-            this.watching.as_ref().map(|w| w.key),
-            cx.waker(),
-            this.sender.id,
-        );
+        let key = state.watch_broken(this.watching.as_ref().map(|w| w.key), this.sender.id);
+        let mut stale = None;
+        let (state, watching) =
+            this.sender
+                .chan
+                .keep_waker(state, broken_watchers, key, cx.waker(), &mut stale);
         drop(state);
-        drop(old_waker);
+        drop(stale);
+        if !watching {
+            // Told while our waker was cloned: the stream is broken now.
+            cx.waker().wake_by_ref();
+        }
         if Waiting::listen(&mut this.watching, key, cx) {
             this.stop_watching();
             return Poll::Ready(Err(Cancelled));

@@ -13,6 +13,12 @@ use std::task::{Context, Poll, Wake, Waker};
 #[derive(Default)]
 pub struct WakeCounter(AtomicUsize);
 
+impl WakeCounter {
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 impl Wake for WakeCounter {
     fn wake(self: Arc<Self>) {
         self.0.fetch_add(1, Ordering::SeqCst);
@@ -196,5 +202,69 @@ pub fn watchdog<R: std::marker::Send + 'static>(
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
             panic!("{what}: hung (deadlock or lost wake-up)")
         }
+    }
+}
+
+/// A waker that runs `on_clone` each time it is cloned, and counts its
+/// wake-ups: a hostile waker whose clone uses the very stream or scope
+/// that holds it. `Wake` cannot hook a clone, so this is a raw waker.
+pub fn cloning_hook_waker(
+    on_clone: impl Fn() + Send + Sync + 'static,
+) -> (Waker, Arc<WakeCounter>) {
+    hook::waker(Arc::new(hook::Hook {
+        on_clone: Box::new(on_clone),
+        woken: Arc::new(WakeCounter::default()),
+    }))
+}
+
+#[allow(unsafe_code)]
+mod hook {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+
+    use super::WakeCounter;
+
+    pub struct Hook {
+        pub on_clone: Box<dyn Fn() + Send + Sync>,
+        pub woken: Arc<WakeCounter>,
+    }
+
+    const VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
+
+    pub fn waker(hook: Arc<Hook>) -> (Waker, Arc<WakeCounter>) {
+        let woken = Arc::clone(&hook.woken);
+        let raw = RawWaker::new(Arc::into_raw(hook).cast(), &VTABLE);
+        // SAFETY: the vtable's functions treat the data pointer as what
+        // `Arc::into_raw` gave for an `Arc<Hook>`, each owning one count.
+        (unsafe { Waker::from_raw(raw) }, woken)
+    }
+
+    unsafe fn clone(data: *const ()) -> RawWaker {
+        // SAFETY: `data` is a live `Arc<Hook>` pointer (see `waker`); the
+        // count is incremented for the new waker.
+        let hook = unsafe {
+            Arc::increment_strong_count(data.cast::<Hook>());
+            &*data.cast::<Hook>()
+        };
+        (hook.on_clone)();
+        RawWaker::new(data, &VTABLE)
+    }
+
+    unsafe fn wake(data: *const ()) {
+        // SAFETY: the waker owns one count, given up here.
+        let hook = unsafe { Arc::from_raw(data.cast::<Hook>()) };
+        hook.woken.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    unsafe fn wake_by_ref(data: *const ()) {
+        // SAFETY: borrowed for the call; the waker keeps its count.
+        let hook = unsafe { &*data.cast::<Hook>() };
+        hook.woken.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    unsafe fn drop_waker(data: *const ()) {
+        // SAFETY: the waker owns one count, given up here.
+        drop(unsafe { Arc::from_raw(data.cast::<Hook>()) });
     }
 }
