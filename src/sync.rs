@@ -4,7 +4,7 @@
 //! crate comes from here, so that `--features loom` model-checks the real code
 //! without a `#[cfg]` at any call site.
 //!
-//! Two things are deliberately *not* swapped:
+//! Some things are deliberately *not* swapped:
 //!
 //! * [`TreeArc`]/[`TreeWeak`]: the cancel-scope tree needs weak parent → child
 //!   links and loom has no `Weak`. Only the reference counts of scope nodes go
@@ -16,17 +16,25 @@
 //!   point to every chain walk and tripled the suite's running time. Under
 //!   loom the word still reads the value of the latest store in the explored
 //!   schedule.
+//! * [`EpochWord`]: a scope node's walk epoch. It is written under the node
+//!   lock and read on the poll that follows a walk's wake-up; that wake-up
+//!   is made after the write, so the poll sees it by the wake-up's own
+//!   ordering, which loom models. A loom atomic here would add a scheduling
+//!   point to every poll of an operation in a scope (it doubled the suite's
+//!   running time); under loom the word reads the latest store in the
+//!   explored schedule.
 //! * [`OnceLock`]: a scope's parent is bound once, before the scope can become
 //!   anyone's current scope. Its initialiser never reaches a loom
 //!   synchronisation point, so the binding is atomic from loom's point of view.
 
 pub(crate) use std::sync::atomic::AtomicI64 as DeadlineWord;
+pub(crate) use std::sync::atomic::AtomicUsize as EpochWord;
 pub(crate) use std::sync::OnceLock;
 pub(crate) use std::sync::{Arc as TreeArc, Weak as TreeWeak};
 
 #[cfg(not(feature = "loom"))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
     pub(crate) use std::sync::Arc;
     pub(crate) use std::thread::{current as current_thread, park, park_timeout, Thread};
     pub(crate) use std::thread_local;
@@ -127,7 +135,6 @@ mod imp {
 
     dual_atomic!(AtomicBool, bool, swap(value));
     dual_atomic!(AtomicU8, u8, fetch_or(bits), fetch_and(bits));
-    dual_atomic!(AtomicUsize, usize, fetch_add(value));
 
     /// A shared pointer: loom's (which checks for leaks) or std's.
     pub(crate) enum Arc<T> {

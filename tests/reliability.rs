@@ -435,6 +435,25 @@ fn handles_and_scopes_are_unwind_safe() {
     unwind_safe(&tx);
     unwind_safe(&rx);
     unwind_safe(&scope);
+    // Weak handles, iterators, the sink and every future, as the peers'
+    // (those that own an item or a future are unwind-safe as it is).
+    unwind_safe(&tx.downgrade());
+    unwind_safe(&rx.downgrade());
+    unwind_safe(&tx.send(vec![]));
+    unwind_safe(&tx.send_owned(vec![]));
+    unwind_safe(&tx.broken());
+    unwind_safe(&tx.clone().into_sink());
+    unwind_safe(&rx.recv());
+    unwind_safe(&rx.recv_owned());
+    unwind_safe(&rx.iter());
+    unwind_safe(&rx.try_iter());
+    unwind_safe(&rx.clone().into_iter());
+    unwind_safe(&scope.cancelled());
+    unwind_safe(&scope.run(std::future::ready(())));
+    unwind_safe(&scopestream::ScopeExt::cancellable(std::future::ready(())));
+    unwind_safe(&scopestream::move_on_after(Duration::ZERO, rx.recv()));
+    unwind_safe(&scopestream::fail_after(Duration::ZERO, rx.recv()));
+    unwind_safe(&checkpoint());
     let rx2 = rx.clone();
     assert!(catch_unwind(move || drop(rx2)).is_ok());
     // Used again after a caught panic, the stream is consistent.
@@ -516,4 +535,57 @@ fn tokio_runtime_without_time_panics_when_a_timer_is_armed_and_leaves_nothing_be
         Err(TrySendError::Full(1)),
         "no ghost takes it"
     );
+}
+
+/// The names of this process's threads (Linux).
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn only_a_deadline_that_blocks_starts_the_timer_backends_thread() {
+    // As the README says: the crate starts no thread; with the async-io
+    // backend the first deadline an operation blocks under starts
+    // async-io's reactor thread. In a child process, so that no other test
+    // has started it already.
+    if !std::path::Path::new("/proc/self/task").exists()
+        || !in_child_process("only_a_deadline_that_blocks_starts_the_timer_backends_thread")
+    {
+        return;
+    }
+    let reactor = || thread_names().iter().any(|name| name == "async-io");
+    let (tx, rx) = memory_stream::<u32>(1);
+    tx.send_blocking(1).unwrap();
+    assert_eq!(rx.recv_blocking(), Ok(1));
+    let scope = CancelScope::new();
+    futures::executor::block_on(scope.run(checkpoint())).unwrap();
+    // A deadline that never blocks arms no timer.
+    let ready = futures::executor::block_on(scopestream::move_on_after(
+        Duration::from_millis(1),
+        async { rx.try_recv().map_err(|_| RecvError::Closed) },
+    ));
+    assert_eq!(ready, Some(Err(RecvError::Closed)));
+    assert!(
+        !reactor(),
+        "a thread was started before any deadline blocked"
+    );
+    if !cfg!(feature = "async-io") {
+        // No backend outside tokio: nothing could end a blocked wait.
+        println!("{CHILD_DONE}");
+        return;
+    }
+    let timed_out = futures::executor::block_on(scopestream::move_on_after(
+        Duration::from_millis(1),
+        rx.recv(),
+    ));
+    assert_eq!(timed_out, None);
+    assert!(reactor(), "async-io's reactor thread drives the timer");
+    println!("{CHILD_DONE}");
 }

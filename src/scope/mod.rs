@@ -97,14 +97,6 @@ impl Default for CancelScope {
     }
 }
 
-// Unwind safety: a handle is a reference to a node whose flags are atomics
-// and whose other state sits behind a lock that no user code ever runs
-// under (wakers are woken and dropped after it), so a panic caught while a
-// handle is borrowed cannot leave the scope half-updated; as with std's
-// `Arc<Mutex<_>>`, the handle may be used again after `catch_unwind`.
-impl std::panic::UnwindSafe for CancelScope {}
-impl std::panic::RefUnwindSafe for CancelScope {}
-
 impl CancelScope {
     /// A new scope, not cancelled and not shielded. Its parent is the scope
     /// that is current when one of its [`run`](CancelScope::run) futures is

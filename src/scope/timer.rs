@@ -1,7 +1,9 @@
 //! The timer that wakes an operation blocked under a deadline, and its
 //! backends.
 //!
-//! Nothing here runs a thread of its own. A blocked operation whose scope
+//! Nothing here starts a thread of its own, but a backend may: async-io's
+//! timer is driven by its reactor, whose thread async-io starts at the
+//! first timer armed outside a runtime that drives it. A blocked operation whose scope
 //! chain has a deadline arms one [`Timer`] for it and polls it with its own
 //! waker; the backend is picked when the timer is armed:
 //!

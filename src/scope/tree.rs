@@ -78,7 +78,7 @@ use std::task::Waker;
 
 use super::clock::{LazyNow, NO_DEADLINE};
 use crate::sync::{
-    AtomicU8, AtomicUsize, DeadlineWord, Mutex, OnceLock, Ordering, TreeArc, TreeWeak,
+    AtomicU8, DeadlineWord, EpochWord, Mutex, OnceLock, Ordering, TreeArc, TreeWeak,
 };
 use crate::waitlist::WaitList;
 use crate::wakeups::Wakeups;
@@ -112,7 +112,7 @@ pub(super) struct Node {
     /// puts it back at its next poll. ORDERING: written under the lock;
     /// read with Acquire outside it, after a wake-up that the walk made
     /// after its bump.
-    epoch: AtomicUsize,
+    epoch: EpochWord,
     /// Ticks of the `clock` module, or [`NO_DEADLINE`].
     deadline: DeadlineWord,
     /// Set once, when bound under a scope; never set for a scope bound
@@ -121,6 +121,13 @@ pub(super) struct Node {
     parent: OnceLock<TreeArc<Node>>,
     state: Mutex<NodeState>,
 }
+
+// Unwind safety: a node's state sits behind a lock that no user code runs
+// under (wakers are cloned, woken and dropped outside it), so a panic never
+// leaves it half-changed, and the lock has no poisoning. So scopes and every
+// future over one are unwind-safe (those that wrap a future, as it is).
+impl std::panic::UnwindSafe for Node {}
+impl std::panic::RefUnwindSafe for Node {}
 
 /// The wakers of the operations blocked in one scope: the first in a slot of
 /// its own, so that a scope with one blocked operation — a task's own scope,
@@ -215,7 +222,7 @@ impl Node {
     pub(super) fn with_deadline(deadline: i64) -> Self {
         Node {
             flags: AtomicU8::new(0),
-            epoch: AtomicUsize::new(0),
+            epoch: EpochWord::new(0),
             deadline: DeadlineWord::new(deadline),
             parent: OnceLock::new(),
             state: Mutex::new(NodeState {

@@ -106,6 +106,15 @@ pub(crate) struct Chan<T> {
     capacity: Option<usize>,
 }
 
+// Unwind safety: the stream's state sits behind a lock that no user code
+// runs under (wakers are cloned, woken and dropped, and items dropped, after
+// it is released), so every critical section leaves the state consistent
+// even if a panic follows, and the lock has no poisoning. So every handle,
+// weak handle and future over a stream is unwind-safe (those that own an
+// item in flight, as that item is), as with std's `Arc<Mutex<_>>`.
+impl<T> std::panic::UnwindSafe for Chan<T> {}
+impl<T> std::panic::RefUnwindSafe for Chan<T> {}
+
 pub(crate) struct State<T> {
     buffer: VecDeque<T>,
     /// `None`: unbounded.

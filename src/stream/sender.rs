@@ -364,14 +364,6 @@ impl<T> MemorySender<T> {
     }
 }
 
-// Unwind safety: the stream's state sits behind a lock that no user code
-// runs under (wakers are woken, and items and wakers dropped, after it is
-// released), so every critical section leaves the state consistent even if
-// a panic follows, and the lock has no poisoning. A handle used again after
-// `catch_unwind` sees a consistent stream, as with std's `Arc<Mutex<_>>`.
-impl<T> std::panic::UnwindSafe for MemorySender<T> {}
-impl<T> std::panic::RefUnwindSafe for MemorySender<T> {}
-
 impl<T> Clone for MemorySender<T> {
     /// Another handle to the same stream; a clone of a closed handle is closed.
     fn clone(&self) -> Self {
