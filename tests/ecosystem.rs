@@ -84,6 +84,86 @@ fn a_sink_cancelled_while_its_item_waits_hands_it_back_or_sent_it() {
     assert_eq!(again.ready(), Ok(()));
 }
 
+/// Polls `sink`'s flush once inside `scope`, with `waker`.
+fn flush_in<T>(
+    scope: &CancelScope,
+    sink: &mut scopestream::SendSink<T>,
+    waker: &std::task::Waker,
+) -> std::task::Poll<Result<(), SendError<T>>> {
+    use std::future::Future;
+    let once = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(futures::Sink::poll_flush(
+            std::pin::Pin::new(&mut *sink),
+            cx,
+        ))
+    });
+    let mut scoped = std::pin::pin!(scope.run(once));
+    match scoped
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(waker))
+    {
+        std::task::Poll::Ready(poll) => poll,
+        std::task::Poll::Pending => unreachable!("polls once"),
+    }
+}
+
+#[test]
+fn a_sinks_item_in_flight_follows_the_scope_of_each_poll() {
+    // Started in the root, flushed inside a cancelled scope: the item comes
+    // back at once, as every poll of the sink is a checkpoint of the scope
+    // current at that poll (it used to stay pending for ever).
+    let (tx, rx) = memory_stream::<u32>(0);
+    let mut sink = tx.clone().into_sink();
+    let root = CancelScope::current();
+    let waker = std::task::Waker::noop();
+    sink.start_send_unpin(1).unwrap();
+    assert!(flush_in(&root, &mut sink, waker).is_pending());
+    let cancelled = CancelScope::new();
+    cancelled.cancel();
+    assert_eq!(
+        flush_in(&cancelled, &mut sink, waker),
+        std::task::Poll::Ready(Err(SendError::Cancelled(1)))
+    );
+    assert_eq!(rx.statistics().tasks_waiting_send, 0);
+
+    // Started in the root, then polled inside a live scope: that scope's
+    // cancel wakes it, and its next poll hands the item back.
+    let counter = Arc::new(common::WakeCounter::default());
+    let counting = std::task::Waker::from(Arc::clone(&counter));
+    sink.start_send_unpin(2).unwrap();
+    assert!(flush_in(&root, &mut sink, &counting).is_pending());
+    let scope = CancelScope::new();
+    assert!(flush_in(&scope, &mut sink, &counting).is_pending());
+    scope.cancel();
+    assert_eq!(
+        counter.count(),
+        1,
+        "the current scope's cancel wakes the sink"
+    );
+    assert_eq!(
+        flush_in(&scope, &mut sink, &counting),
+        std::task::Poll::Ready(Err(SendError::Cancelled(2)))
+    );
+
+    // And the other way: started in a scope, flushed in the root after that
+    // scope was cancelled, the send goes on in the root and is delivered.
+    let scope = CancelScope::new();
+    sink.start_send_unpin(3).unwrap();
+    assert!(flush_in(&scope, &mut sink, &counting).is_pending());
+    scope.cancel();
+    assert!(flush_in(&root, &mut sink, &counting).is_pending());
+    assert_eq!(
+        rx.try_recv(),
+        Ok(3),
+        "deliverable: it waits in the root now"
+    );
+    assert_eq!(
+        flush_in(&root, &mut sink, &counting),
+        std::task::Poll::Ready(Ok(()))
+    );
+    drop(tx);
+}
+
 #[test]
 fn a_dropped_sink_withdraws_its_item_in_flight() {
     let ledger = DropLedger::default();
@@ -205,13 +285,12 @@ fn broken_is_a_checkpoint_and_a_dropped_one_leaves_nothing() {
 #[test]
 fn broken_is_told_from_another_thread() {
     let (tx, rx) = memory_stream::<u32>(0);
-    let closer = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(5));
-        drop(rx);
-    });
-    let out = futures::executor::block_on(tx.broken());
-    assert_eq!(out, Ok(()));
-    closer.join().unwrap();
+    let mut broken = Task::new(tx.broken());
+    // Waiting before the last receiver goes, so the wake-up is what is seen.
+    broken.pending();
+    thread::spawn(move || drop(rx)).join().unwrap();
+    assert_eq!(broken.wakes(), 1, "told by the drop on the other thread");
+    assert_eq!(broken.ready(), Ok(()));
 }
 
 // ------------------------------------------------- blocking timeouts
@@ -303,7 +382,8 @@ fn a_zero_timeout_tries_once_and_meets_a_waiting_peer() {
 fn a_timeout_too_large_for_the_clock_waits_for_the_item() {
     let (tx, rx) = memory_stream::<u32>(0);
     let sender = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(5));
+        // Only once the receive waits, so that it is the wait that is tested.
+        wait_for(|| tx.statistics().tasks_waiting_receive == 1);
         tx.send_timeout(9, Duration::MAX)
     });
     assert_eq!(rx.recv_timeout(Duration::MAX), Ok(9));

@@ -576,3 +576,19 @@ fn len_is_empty_is_full_capacity_and_same_stream() {
     assert_eq!((tx.len(), tx.is_full()), (2, true));
     assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(1), Ok(2)));
 }
+
+#[test]
+fn a_rendezvous_holding_an_item_given_back_is_not_empty() {
+    // As `len` and `is_empty` document: a receive dropped after an item was
+    // committed to it gives the item back to the head, even of a rendezvous.
+    let (tx, rx) = memory_stream::<u32>(0);
+    assert!(tx.is_empty() && rx.is_empty() && tx.is_full());
+    let mut recv = Task::new(rx.recv());
+    recv.pending();
+    assert_eq!(tx.try_send(1), Ok(()));
+    recv.drop_future();
+    assert_eq!((tx.len(), rx.len()), (1, 1));
+    assert!(!tx.is_empty() && !rx.is_empty() && tx.is_full());
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert!(tx.is_empty() && rx.is_empty());
+}

@@ -393,8 +393,11 @@ impl<T> MemoryReceiver<T> {
         self.chan.len()
     }
 
-    /// Whether the buffer is empty now. A rendezvous stream (capacity 0) is
-    /// always empty, and always full, as in crossbeam.
+    /// Whether the buffer is empty now (`len() == 0`). A rendezvous stream
+    /// (capacity 0) buffers nothing, so it is empty — and full, as in
+    /// crossbeam — except while it holds an item that a dropped receive gave
+    /// back (see [`len`](Self::len)): then it is not empty until that item
+    /// is received.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

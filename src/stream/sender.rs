@@ -15,7 +15,7 @@ use super::chan::{
     WeakChan,
 };
 use crate::error::{Cancelled, SendError, SendTimeoutError, TrySendError};
-use crate::scope::current_is_cancelled;
+use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait};
 use crate::statistics::Statistics;
 use crate::sync::{Arc, AtomicBool, MutexGuard, Ordering};
 use crate::wakeups::Wakeups;
@@ -239,8 +239,11 @@ impl<T> MemorySender<T> {
         self.chan.len()
     }
 
-    /// Whether the buffer is empty now. A rendezvous stream (capacity 0) is
-    /// always empty, and always full, as in crossbeam.
+    /// Whether the buffer is empty now (`len() == 0`). A rendezvous stream
+    /// (capacity 0) buffers nothing, so it is empty — and full, as in
+    /// crossbeam — except while it holds an item that a dropped receive gave
+    /// back (see [`len`](Self::len)): then it is not empty until that item
+    /// is received.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -547,6 +550,31 @@ impl<T> SendOp<T> {
         // Deregisters from the scope.
         *self.waiting = None;
         Poll::Ready(Self::outcome(slot))
+    }
+
+    /// For a poll-based API (the sink), whose every poll is a checkpoint of
+    /// the scope current at that poll: a blocked send that waits in another
+    /// scope moves into the current one, so that the delivery-time check,
+    /// the cancellation check and the wake-up of a cancel all follow it. Its
+    /// next poll then registers there and settles it if that scope is
+    /// cancelled.
+    pub(super) fn follow_current_scope(&mut self, sender: &MemorySender<T>) {
+        let Some(waiting) = self.waiting.as_mut() else {
+            return;
+        };
+        if self.ignore_scope || waiting.scope.is_current() {
+            return;
+        }
+        let scope = ScopeRef::current();
+        let mut state = sender.chan.lock();
+        if let SendSlot::Waiting { scope: slot, .. } = state.senders.get_mut(waiting.key) {
+            // The old scope is dropped under the lock: the registration
+            // replaced below still holds it, so this never frees a scope.
+            *slot = scope.clone();
+        }
+        let old = std::mem::replace(&mut waiting.scope, ScopeWait::new(scope));
+        drop(state);
+        drop(old); // deregisters, after the stream lock
     }
 
     /// A blocked send gives up now (a blocking timeout ran out), exactly as

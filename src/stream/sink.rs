@@ -77,6 +77,8 @@ impl<T> SendSink<T> {
         let Some(op) = &mut self.in_flight else {
             return Poll::Ready(Ok(()));
         };
+        // Every poll is a checkpoint of the scope current at that poll.
+        op.follow_current_scope(&self.sender);
         let result = std::task::ready!(op.poll(&self.sender, cx));
         self.in_flight = None;
         Poll::Ready(result)
