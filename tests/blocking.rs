@@ -123,8 +123,15 @@ fn close_races_blocked_operations() {
     // A blocked receive, a send and a close of the only receiver, started
     // together, many rounds: only the documented outcome pairs, never a panic
     // or a hang, and the item is never both delivered and returned.
+    // At least 2000 rounds, and on until each outcome pair has been seen
+    // for each size (bounded), so the race this test is named for happened.
     let mut seen = std::collections::BTreeSet::new();
-    for round in 0..2000 {
+    let all_seen = |seen: &std::collections::BTreeSet<(usize, String)>| seen.len() == 5;
+    let started = std::time::Instant::now();
+    for round in 0..100_000 {
+        if round >= 2000 && all_seen(&seen) || started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
         let size = round % 2;
         let (tx, rx) = memory_stream::<u32>(size);
         let rx = std::sync::Arc::new(rx);
@@ -148,9 +155,12 @@ fn close_races_blocked_operations() {
             allowed,
             "round {round} (size {size}): unexpected {outcome:?}"
         );
-        seen.insert(format!("{outcome:?}"));
+        seen.insert((size, format!("{outcome:?}")));
     }
     println!("outcomes seen: {seen:?}");
+    // Rendezvous: delivered, or broken and closed; with a buffer also
+    // buffered-then-dropped.
+    assert!(all_seen(&seen), "not every outcome happened: {seen:?}");
 }
 
 #[test]

@@ -49,6 +49,8 @@ fn parent_shows_the_binding() {
     assert!(inner.parent().unwrap().same_scope(&outer));
 }
 
+// A deadline that must fire on `futures`' executor: needs async-io's timer.
+#[cfg(feature = "async-io")]
 #[test]
 fn question_mark_works_across_checkpoints_receives_sends_and_timeouts() {
     async fn recv_only(scope: &CancelScope) -> Result<u32, RecvError> {
@@ -88,6 +90,8 @@ fn question_mark_works_across_checkpoints_receives_sends_and_timeouts() {
     assert_eq!(out.unwrap_err().into_item().as_deref(), Some("kept"));
 }
 
+// A deadline that must fire on `futures`' executor: needs async-io's timer.
+#[cfg(feature = "async-io")]
 #[test]
 fn stream_error_keeps_a_cancelled_sends_item_through_a_timeout_helper() {
     let (tx, _rx) = memory_stream::<u32>(0);

@@ -204,6 +204,8 @@ fn a_panicking_child_cancels_the_group_and_is_reraised_at_exit() {
     assert_eq!(alive.count(), 0, "the sibling finished before the re-raise");
 }
 
+// A deadline that must fire inside tokio: needs a timer backend.
+#[cfg(any(feature = "async-io", feature = "tokio"))]
 #[test]
 fn deadlines_around_the_group_stop_everything() {
     let alive = Alive::default();

@@ -113,6 +113,11 @@ pub(super) struct Node {
     /// read with Acquire outside it, after a wake-up that the walk made
     /// after its bump.
     epoch: EpochWord,
+    /// This node's key in its parent's `children`, once adopted there
+    /// ([`NOT_A_CHILD`] until then). Written once, under the parent's lock,
+    /// by the binder, which holds the node; read by `Drop`, which owns it.
+    /// Never a loom point: no race can reach it.
+    child_key: std::sync::atomic::AtomicUsize,
     /// Ticks of the `clock` module, or [`NO_DEADLINE`].
     deadline: DeadlineWord,
     /// Set once, when bound under a scope; never set for a scope bound
@@ -203,9 +208,10 @@ impl Waiters {
 struct NodeState {
     /// Wakers of the operations blocked directly in this scope.
     waiters: Waiters,
-    children: Vec<TreeWeak<Node>>,
-    /// Dead children are pruned when `children` reaches this length.
-    prune_at: usize,
+    /// Weak links to the children bound under this scope. A child unlinks
+    /// itself when it is dropped (its key is [`Node::child_key`]), so the
+    /// memory of dead children goes back with them, with no walk.
+    children: WaitList<TreeWeak<Node>>,
 }
 
 impl Default for Node {
@@ -223,29 +229,48 @@ impl Node {
         Node {
             flags: AtomicU8::new(0),
             epoch: EpochWord::new(0),
+            child_key: std::sync::atomic::AtomicUsize::new(NOT_A_CHILD),
             deadline: DeadlineWord::new(deadline),
             parent: OnceLock::new(),
             state: Mutex::new(NodeState {
                 waiters: Waiters::default(),
-                children: Vec::new(),
-                prune_at: 8,
+                children: WaitList::new(),
             }),
         }
     }
 }
 
+/// [`Node::child_key`] of a node that no parent has adopted.
+const NOT_A_CHILD: usize = usize::MAX;
+
 /// Serialises [`Node::bind`]'s cycle check with its binding.
 static BINDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// A deep chain of scopes is dropped iteratively: each node gives up its
-/// parent link before it goes, so dropping the innermost of 100 000 nested
-/// scopes does not recurse 100 000 frames deep.
+/// A node leaves its parent's list of children when it goes, so a
+/// long-lived scope keeps nothing of the children it had. A deep chain of
+/// scopes is dropped iteratively: each node gives up its parent link before
+/// it goes, so dropping the innermost of 100 000 nested scopes does not
+/// recurse 100 000 frames deep.
 impl Drop for Node {
     fn drop(&mut self) {
-        let mut parent = self.parent.take();
+        let mut parent = self.leave_parent();
         while let Some(node) = parent {
-            parent = TreeArc::into_inner(node).and_then(|mut node| node.parent.take());
+            parent = TreeArc::into_inner(node).and_then(|mut node| node.leave_parent());
         }
+    }
+}
+
+impl Node {
+    /// Takes the parent link, unlinking this node from the parent's
+    /// children first.
+    fn leave_parent(&mut self) -> Option<TreeArc<Node>> {
+        let parent = self.parent.take()?;
+        let key = *self.child_key.get_mut();
+        if key != NOT_A_CHILD {
+            let link = parent.state.lock().children.remove(key);
+            drop(link); // a dead weak link: frees at most our own memory
+        }
+        Some(parent)
     }
 }
 
@@ -467,12 +492,16 @@ impl Node {
     }
 
     fn adopt(&self, child: &TreeArc<Node>) {
-        let mut state = self.state.lock();
-        if state.children.len() >= state.prune_at {
-            state.children.retain(|c| c.strong_count() > 0);
-            state.prune_at = (state.children.len() * 2).max(8);
-        }
-        state.children.push(TreeArc::downgrade(child));
+        let key = self
+            .state
+            .lock()
+            .children
+            .push_back(TreeArc::downgrade(child));
+        // ORDERING: Relaxed: read only by the node's `Drop`, which the
+        // reference count's own ordering puts after this.
+        child
+            .child_key
+            .store(key, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Wakes every operation blocked in `root`'s subtree, not descending into
