@@ -9,6 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::Task;
+// Some only for the scenarios that need async-io's timer.
+#[cfg_attr(not(feature = "async-io"), allow(unused_imports))]
 use scopestream::{
     checkpoint, fail_after, memory_stream, move_on_after, CancelScope, Cancelled, RecvError,
     ScopeExt, SendError, StreamError,

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{poll_once, stream, watchdog, Task, SIZES};
 use scopestream::{
@@ -335,11 +335,11 @@ fn cancelled_awaited_before_first_run_arms_a_timer_for_its_new_parents_deadline(
     let scope = CancelScope::new();
     let mut waiting = Task::new(scope.cancelled());
     waiting.pending();
-    let outer = CancelScope::with_deadline(Instant::now() + Duration::from_millis(30));
+    let outer = CancelScope::with_deadline(std::time::Instant::now() + Duration::from_millis(30));
     futures::executor::block_on(outer.run(scope.run(async {})));
     assert!(waiting.wakes() > 0, "woken to arm a timer for the deadline");
     // From here only the timer can wake it.
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     loop {
         let wakes = waiting.wakes();
         if waiting.poll() {
@@ -519,7 +519,7 @@ fn tokio_runtime_without_time_panics_when_a_timer_is_armed_and_leaves_nothing_be
         .build()
         .unwrap();
     let (tx, rx) = memory_stream::<u32>(0);
-    let scope = CancelScope::with_deadline(Instant::now() + Duration::from_secs(3600));
+    let scope = CancelScope::with_deadline(std::time::Instant::now() + Duration::from_secs(3600));
     let armed = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(async {
             let mut recv = Box::pin(scope.run(rx.recv()));

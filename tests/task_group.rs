@@ -3,6 +3,11 @@
 //! watchdog, so a group that would wait for ever fails instead of hanging.
 
 #![cfg(not(feature = "loom"))]
+// Some imports serve only the scenarios that need a timer backend.
+#![cfg_attr(
+    not(any(feature = "async-io", feature = "tokio")),
+    allow(unused_imports)
+)]
 
 #[path = "../examples/task_group/group.rs"]
 mod group;

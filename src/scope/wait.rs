@@ -59,6 +59,14 @@ pub(crate) struct ScopeWait {
     timer: Option<Box<Timer>>,
 }
 
+// Unwind safety: the registration lives in the node (see `tree`), and the
+// timer is only a wake-up source, re-armed from the scope chain at every
+// poll; a panic caught half-way leaves nothing that a later poll or the
+// drop would misread. (Without this, tokio's `Sleep` would make every
+// future that may block in a scope not unwind-safe.)
+impl std::panic::UnwindSafe for ScopeWait {}
+impl std::panic::RefUnwindSafe for ScopeWait {}
+
 impl ScopeWait {
     pub(crate) fn new(scope: ScopeRef) -> Self {
         ScopeWait {
