@@ -87,12 +87,11 @@
 //!   buffer is full*.
 
 use std::collections::VecDeque;
-use std::task::{Context, Waker};
+use std::task::Waker;
 
 use crate::error::{RecvError, TryRecvError};
-use crate::scope::{ScopeRef, ScopeWait};
-use crate::statistics::Statistics;
-use crate::sync::{Arc, Mutex, MutexGuard};
+use crate::scope::ScopeRef;
+use crate::sync::{Mutex, MutexGuard};
 use crate::waitlist::WaitList;
 use crate::wakeups::Wakeups;
 
@@ -116,20 +115,20 @@ impl<T> std::panic::UnwindSafe for Chan<T> {}
 impl<T> std::panic::RefUnwindSafe for Chan<T> {}
 
 pub(crate) struct State<T> {
-    buffer: VecDeque<T>,
+    pub(super) buffer: VecDeque<T>,
     /// `None`: unbounded.
-    capacity: Option<usize>,
+    pub(super) capacity: Option<usize>,
     pub(crate) receivers: WaitList<RecvSlot<T>>,
     pub(crate) senders: WaitList<SendSlot<T>>,
     /// `Stream` receives waiting to be told that an item may be there.
-    listeners: WaitList<Listener>,
+    pub(super) listeners: WaitList<Listener>,
     /// `MemorySender::broken` futures waiting for the last receiver to close.
-    broken_watchers: WaitList<Listener>,
+    pub(super) broken_watchers: WaitList<Listener>,
     /// Items in `Delivered` slots: committed, not yet collected.
-    committed: usize,
-    open_senders: usize,
-    open_receivers: usize,
-    next_handle: HandleId,
+    pub(super) committed: usize,
+    pub(super) open_senders: usize,
+    pub(super) open_receivers: usize,
+    pub(super) next_handle: HandleId,
 }
 
 pub(crate) enum RecvSlot<T> {
@@ -200,173 +199,13 @@ impl<T> Chan<T> {
         self.capacity
     }
 
-    /// Items in the buffer now (one lock, no walk of the waiter lines).
-    pub(crate) fn len(&self) -> usize {
-        self.lock().buffer.len()
-    }
-
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
         self.state.lock()
     }
-
-    /// Makes the slot `key` of the line `line` picks wake `waker`'s task, if
-    /// it still waits, without ever cloning a waker under the lock (a clone
-    /// is user code, and may use this very stream): compared with
-    /// `will_wake` under the lock, a different waker is cloned after
-    /// unlocking and installed after locking again.
-    ///
-    /// Returns the lock and whether the slot still waits; if it does not, a
-    /// peer settled it meanwhile (the caller settles it in turn) or told it
-    /// (a listener: the caller polls again). The waker replaced, or the
-    /// clone unused, goes to `stale`, for the caller to drop after
-    /// unlocking.
-    pub(crate) fn keep_waker<'a, S: WakerSlot>(
-        &'a self,
-        mut state: MutexGuard<'a, State<T>>,
-        line: fn(&mut State<T>) -> &mut WaitList<S>,
-        key: usize,
-        waker: &Waker,
-        stale: &mut Option<Waker>,
-    ) -> (MutexGuard<'a, State<T>>, bool) {
-        match line(&mut state).get_mut(key).waker_mut() {
-            None => return (state, false),
-            Some(stored) if stored.will_wake(waker) => return (state, true),
-            Some(_) => {}
-        }
-        drop(state);
-        let fresh = waker.clone();
-        let mut state = self.lock();
-        let still_waiting = match line(&mut state).get_mut(key).waker_mut() {
-            Some(stored) => {
-                *stale = Some(std::mem::replace(stored, fresh));
-                true
-            }
-            None => {
-                *stale = Some(fresh);
-                false
-            }
-        };
-        (state, still_waiting)
-    }
-}
-
-/// A waiter's slot, holding its task's waker while it waits.
-pub(crate) trait WakerSlot {
-    /// The stored waker while the slot waits; `None` once settled or told.
-    fn waker_mut(&mut self) -> Option<&mut Waker>;
-}
-
-impl<T> WakerSlot for RecvSlot<T> {
-    fn waker_mut(&mut self) -> Option<&mut Waker> {
-        match self {
-            RecvSlot::Waiting { waker, .. } => Some(waker),
-            _ => None,
-        }
-    }
-}
-
-impl<T> WakerSlot for SendSlot<T> {
-    fn waker_mut(&mut self) -> Option<&mut Waker> {
-        match self {
-            SendSlot::Waiting { waker, .. } => Some(waker),
-            _ => None,
-        }
-    }
-}
-
-impl WakerSlot for Listener {
-    fn waker_mut(&mut self) -> Option<&mut Waker> {
-        match self {
-            Listener::Waiting { waker, .. } => Some(waker),
-            Listener::Told => None,
-        }
-    }
-}
-
-/// The waker a new slot holds until its owner's waker is installed (see
-/// [`Chan::keep_waker`]): std's no-op waker, whose clone runs no user code.
-#[inline]
-pub(crate) fn placeholder_waker() -> Waker {
-    Waker::noop().clone()
-}
-
-/// The lines of waiters, for [`Chan::keep_waker`].
-pub(crate) fn receivers<T>(state: &mut State<T>) -> &mut WaitList<RecvSlot<T>> {
-    &mut state.receivers
-}
-
-pub(crate) fn senders<T>(state: &mut State<T>) -> &mut WaitList<SendSlot<T>> {
-    &mut state.senders
-}
-
-pub(crate) fn listeners<T>(state: &mut State<T>) -> &mut WaitList<Listener> {
-    &mut state.listeners
-}
-
-pub(crate) fn broken_watchers<T>(state: &mut State<T>) -> &mut WaitList<Listener> {
-    &mut state.broken_watchers
-}
-
-/// What a weak handle holds: the stream's memory, not its openness. Shared
-/// by `WeakSender` and `WeakReceiver`.
-pub(crate) struct WeakChan<T>(Arc<Chan<T>>);
-
-impl<T> WeakChan<T> {
-    pub(crate) fn new(chan: &Arc<Chan<T>>) -> Self {
-        WeakChan(Arc::clone(chan))
-    }
-
-    /// The stream and a new open handle id from `reopen`
-    /// ([`State::reopen_sender`] or [`State::reopen_receiver`]), unless that
-    /// side has closed for good.
-    pub(crate) fn upgrade(
-        &self,
-        reopen: fn(&mut State<T>) -> Option<HandleId>,
-    ) -> Option<(Arc<Chan<T>>, HandleId)> {
-        let id = reopen(&mut self.0.lock())?;
-        Some((Arc::clone(&self.0), id))
-    }
-}
-
-impl<T> Clone for WeakChan<T> {
-    fn clone(&self) -> Self {
-        WeakChan(Arc::clone(&self.0))
-    }
 }
 
 impl<T> State<T> {
-    /// Registers a new open sender handle.
-    pub(crate) fn open_sender(&mut self) -> HandleId {
-        self.open_senders += 1;
-        self.new_handle_id()
-    }
-
-    /// A new open sender for a weak handle, unless every sender is closed
-    /// (the stream has ended for good).
-    pub(crate) fn reopen_sender(&mut self) -> Option<HandleId> {
-        (self.open_senders > 0).then(|| self.open_sender())
-    }
-
-    /// A new open receiver for a weak handle, unless every receiver is
-    /// closed (the stream is broken for good).
-    pub(crate) fn reopen_receiver(&mut self) -> Option<HandleId> {
-        (self.open_receivers > 0).then(|| self.open_receiver())
-    }
-
-    /// Registers a new open receiver handle.
-    pub(crate) fn open_receiver(&mut self) -> HandleId {
-        self.open_receivers += 1;
-        self.new_handle_id()
-    }
-
-    /// An id for a handle created already closed.
-    pub(crate) fn new_handle_id(&mut self) -> HandleId {
-        let id = self.next_handle;
-        self.next_handle += 1;
-        id
-    }
-
     #[inline]
     fn has_room(&self) -> bool {
         self.capacity.is_none_or(|cap| self.buffer.len() < cap)
@@ -507,7 +346,7 @@ impl<T> State<T> {
     /// buffer (checked by the caller) or committed to a receive that has not
     /// returned. Once true, true for ever.
     #[inline]
-    fn is_ended(&self) -> bool {
+    pub(super) fn is_ended(&self) -> bool {
         self.open_senders == 0 && self.committed == 0
     }
 
@@ -523,7 +362,7 @@ impl<T> State<T> {
 
     /// The stream has ended: waiting receives get `EndOfStream` (or
     /// `Cancelled`, if their scope was cancelled first) and listeners are told.
-    fn end_receivers(&mut self, wake: &mut Wakeups) {
+    pub(super) fn end_receivers(&mut self, wake: &mut Wakeups) {
         self.receivers.unlink_where(|slot| {
             abort_recv(slot, RecvError::EndOfStream, wake);
             true
@@ -546,41 +385,15 @@ impl<T> State<T> {
     }
 
     #[cold]
-    fn tell_listeners_where(&mut self, f: impl Fn(HandleId) -> bool, wake: &mut Wakeups) {
+    pub(super) fn tell_listeners_where(
+        &mut self,
+        f: impl Fn(HandleId) -> bool,
+        wake: &mut Wakeups,
+    ) {
         self.listeners.unlink_where(|listener| match listener {
             Listener::Waiting { handle, .. } if f(*handle) => tell(listener, wake),
             _ => false,
         });
-    }
-
-    /// A `Stream` receive on `handle` found nothing: keeps (or puts) it in
-    /// the listener line. `key` is its slot from an earlier poll, if any.
-    /// Returns the slot's key; a new slot holds a placeholder waker until
-    /// the caller installs its own with [`Chan::keep_waker`].
-    pub(crate) fn listen(&mut self, key: Option<usize>, handle: HandleId) -> usize {
-        listen_in(&mut self.listeners, key, handle)
-    }
-
-    /// Frees a `Stream` receive's listener slot; returns its waker, if it had
-    /// not been told, for the caller to drop after unlocking.
-    pub(crate) fn unlisten(&mut self, key: usize) -> Option<Waker> {
-        unlisten_in(&mut self.listeners, key)
-    }
-
-    /// Whether every receiver is closed: no item can ever be received.
-    pub(crate) fn is_broken(&self) -> bool {
-        self.open_receivers == 0
-    }
-
-    /// A `broken()` future found receivers open: keeps (or puts) it in the
-    /// line told when the last one closes; as [`listen`](State::listen).
-    pub(crate) fn watch_broken(&mut self, key: Option<usize>, handle: HandleId) -> usize {
-        listen_in(&mut self.broken_watchers, key, handle)
-    }
-
-    /// Frees a `broken()` future's slot; as [`unlisten`](State::unlisten).
-    pub(crate) fn unwatch_broken(&mut self, key: usize) -> Option<Waker> {
-        unlisten_in(&mut self.broken_watchers, key)
     }
 
     /// SPEC S8: an item committed to a receive that was then dropped goes back
@@ -599,82 +412,11 @@ impl<T> State<T> {
             }
         }
     }
-
-    /// Closes one sender handle: its blocked sends get their items back with
-    /// `Closed`; if it was the last one and no item is committed to a receive
-    /// still under way, blocked receivers get `EndOfStream` (they wait only on
-    /// an empty buffer, so there is nothing left to drain). Waiters whose
-    /// scope was cancelled first get `Cancelled` instead.
-    pub(crate) fn close_sender(&mut self, handle: HandleId, wake: &mut Wakeups) {
-        self.open_senders -= 1;
-        self.senders.unlink_where(|slot| {
-            if !matches!(slot, SendSlot::Waiting { handle: h, .. } if *h == handle) {
-                return false;
-            }
-            abort_send(slot, SendAbort::Closed, wake);
-            true
-        });
-        if self.is_ended() {
-            // Receivers wait only on an empty buffer: nothing left to drain.
-            self.end_receivers(wake);
-        }
-    }
-
-    /// Closes one receiver handle: its blocked receives get `Closed` and its
-    /// `Stream` listener is told; if it was the last one, blocked sends get
-    /// `Broken(item)` and the buffered items are returned, for the caller to
-    /// drop after unlocking (SPEC S5). Waiters whose scope was cancelled first
-    /// get `Cancelled` instead.
-    #[must_use = "the buffered items must be dropped after unlocking"]
-    pub(crate) fn close_receiver(&mut self, handle: HandleId, wake: &mut Wakeups) -> VecDeque<T> {
-        self.open_receivers -= 1;
-        self.receivers.unlink_where(|slot| {
-            if !matches!(slot, RecvSlot::Waiting { handle: h, .. } if *h == handle) {
-                return false;
-            }
-            abort_recv(slot, RecvError::Closed, wake);
-            true
-        });
-        self.tell_listeners_where(|h| h == handle, wake);
-        if self.open_receivers > 0 {
-            return VecDeque::new();
-        }
-        self.senders.unlink_where(|slot| {
-            abort_send(slot, SendAbort::Broken, wake);
-            true
-        });
-        self.broken_watchers
-            .unlink_where(|watcher| tell(watcher, wake));
-        std::mem::take(&mut self.buffer)
-    }
-
-    /// One consistent snapshot (SPEC S6): waiters count only while still
-    /// deliverable, i.e. while their scope is not effectively cancelled.
-    pub(crate) fn statistics(&self) -> Statistics {
-        let waiting_send = self
-            .senders
-            .iter()
-            .filter(|slot| matches!(slot, SendSlot::Waiting { scope, .. } if !scope.is_cancelled()))
-            .count();
-        let waiting_recv = self
-            .receivers
-            .iter()
-            .filter(|slot| matches!(slot, RecvSlot::Waiting { scope, .. } if !scope.is_cancelled()))
-            .count();
-        Statistics {
-            current_buffer_used: self.buffer.len(),
-            max_buffer_size: self.capacity,
-            open_send_streams: self.open_senders,
-            open_receive_streams: self.open_receivers,
-            tasks_waiting_send: waiting_send,
-            tasks_waiting_receive: waiting_recv,
-        }
-    }
 }
 
 /// Aborts a linked, waiting receive slot with `why` — or with `Cancelled`
 /// if its scope was effectively cancelled before this close (SPEC S12).
-fn abort_recv<T>(slot: &mut RecvSlot<T>, why: RecvError, wake: &mut Wakeups) {
+pub(super) fn abort_recv<T>(slot: &mut RecvSlot<T>, why: RecvError, wake: &mut Wakeups) {
     let RecvSlot::Waiting { waker, scope, .. } =
         std::mem::replace(slot, RecvSlot::Aborted(RecvError::Cancelled))
     else {
@@ -687,40 +429,17 @@ fn abort_recv<T>(slot: &mut RecvSlot<T>, why: RecvError, wake: &mut Wakeups) {
 }
 
 /// Tells a waiting listener (its waker goes to `wake`); `true`: unlink it.
-fn tell(listener: &mut Listener, wake: &mut Wakeups) -> bool {
+pub(super) fn tell(listener: &mut Listener, wake: &mut Wakeups) -> bool {
     if let Listener::Waiting { waker, .. } = std::mem::replace(listener, Listener::Told) {
         wake.push(waker);
     }
     true
 }
 
-/// [`State::listen`] on either line of listeners.
-fn listen_in(line: &mut WaitList<Listener>, key: Option<usize>, handle: HandleId) -> usize {
-    if let Some(key) = key {
-        if let Listener::Waiting { .. } = line.get(key) {
-            return key;
-        }
-        // Told since: a fresh slot goes to the back of the line.
-        line.remove(key);
-    }
-    line.push_back(Listener::Waiting {
-        waker: placeholder_waker(),
-        handle,
-    })
-}
-
-/// [`State::unlisten`] on either line of listeners.
-fn unlisten_in(line: &mut WaitList<Listener>, key: usize) -> Option<Waker> {
-    match line.remove(key) {
-        Listener::Waiting { waker, .. } => Some(waker),
-        Listener::Told => None,
-    }
-}
-
 /// Aborts a linked, waiting send slot with `why` — or with `Cancelled` if its
 /// scope was effectively cancelled before this close (SPEC S12) — keeping
 /// its item for the owner.
-fn abort_send<T>(slot: &mut SendSlot<T>, why: SendAbort, wake: &mut Wakeups) {
+pub(super) fn abort_send<T>(slot: &mut SendSlot<T>, why: SendAbort, wake: &mut Wakeups) {
     let SendSlot::Waiting {
         item, waker, scope, ..
     } = std::mem::replace(slot, SendSlot::Taken)
@@ -734,80 +453,4 @@ fn abort_send<T>(slot: &mut SendSlot<T>, why: SendAbort, wake: &mut Wakeups) {
     };
     *slot = SendSlot::Aborted(why, item);
     wake.push(waker);
-}
-
-/// A blocked stream operation: its slot in the stream's line, and its
-/// registration with its scope (dropped: deregistered).
-pub(super) struct Waiting {
-    pub(super) key: usize,
-    pub(super) scope: ScopeWait,
-}
-
-impl Waiting {
-    /// The scope a new waiter waits in: the current one, or the root for the
-    /// blocking API, which ignores scopes.
-    #[inline]
-    pub(super) fn scope(ignore_scope: bool) -> ScopeRef {
-        if ignore_scope {
-            ScopeRef::ROOT
-        } else {
-            ScopeRef::current()
-        }
-    }
-
-    /// The waker a new slot is pushed with, under the lock: the blocking
-    /// API's own thread waker (no user code, so cloned at once), else a
-    /// placeholder until [`Chan::keep_waker`] installs the task's own.
-    #[inline]
-    pub(super) fn first_waker(ignore_scope: bool, cx: &Context<'_>) -> Waker {
-        if ignore_scope {
-            cx.waker().clone()
-        } else {
-            placeholder_waker()
-        }
-    }
-
-    /// After a listener (a `Stream` receive or a `broken()` future) was put
-    /// or kept in slot `key` and the lock released: records the slot in
-    /// `place`, keeping the scope registration made at an earlier poll if
-    /// that scope is still current (another scope's is dropped here, outside
-    /// the lock), then registers. Returns whether the scope was found
-    /// effectively cancelled meanwhile; nothing is ever committed to a
-    /// listener, so the caller only has to stop listening.
-    #[inline]
-    pub(super) fn listen(place: &mut Option<Waiting>, key: usize, cx: &mut Context<'_>) -> bool {
-        let listening = match place {
-            Some(listening) if listening.scope.is_current() => {
-                listening.key = key;
-                listening
-            }
-            slot => slot.insert(Waiting {
-                key,
-                scope: ScopeWait::new(ScopeRef::current()),
-            }),
-        };
-        listening.scope.register_and_check(cx)
-    }
-
-    /// After slot `key` was pushed into a line and the lock released:
-    /// records the slot in `place` *before* any waker runs — if one panics,
-    /// the future's `Drop` still finds the slot and frees it — then wakes what
-    /// the push collected and registers with `scope`. Returns whether the
-    /// scope was found effectively cancelled meanwhile, which the caller then
-    /// settles under the lock.
-    #[inline]
-    pub(super) fn record(
-        place: &mut Option<Waiting>,
-        key: usize,
-        scope: ScopeRef,
-        wake: Wakeups,
-        cx: &mut Context<'_>,
-    ) -> bool {
-        let waiting = place.insert(Waiting {
-            key,
-            scope: ScopeWait::new(scope),
-        });
-        wake.wake_all();
-        waiting.scope.register_and_check(cx)
-    }
 }

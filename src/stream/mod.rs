@@ -3,10 +3,17 @@
 //! | file          | owns                                                          |
 //! |---------------|---------------------------------------------------------------|
 //! | `chan.rs`     | the core: buffer, waiter lines, commit points, the state table |
-//! | `sender.rs`   | [`MemorySender`] and its [`Send`] future                      |
-//! | `receiver.rs` | [`MemoryReceiver`], its [`Recv`] future and its `Stream` receive |
-//! | `blocking.rs` | running one of the futures above to completion on a thread    |
+//! | `waiter.rs`   | what every waiter shares: its slot key and scope registration, and how its task's waker gets into its slot |
+//! | `handle.rs`   | the body both handles share: opening, cloning, closing, reading the stream's state |
+//! | `sender.rs`   | [`MemorySender`]: only what is a sender's own                 |
+//! | `receiver.rs` | [`MemoryReceiver`]: only what is a receiver's own             |
+//! | `send.rs`     | the send operation: [`Send`], [`OwnedSend`], one `Drop`       |
+//! | `recv.rs`     | the receive operation: [`Recv`], [`OwnedRecv`], one `Drop`    |
+//! | `listen.rs`   | the listener lines' users: the `Stream` receive and [`WaitBroken`] |
+//! | `iter.rs`     | blocking iterators                                            |
+//! | `weak.rs`     | [`WeakSender`], [`WeakReceiver`]                              |
 //! | `sink.rs`     | [`SendSink`], the `Sink` over a sender                        |
+//! | `blocking.rs` | running one of the futures above to completion on a thread    |
 //!
 //! The wing uses the floor (`sync`, `waitlist`, `wakeups`, `error`,
 //! `statistics`) and, of the scope wing, only what a waiter needs: whether
@@ -18,9 +25,10 @@
 //! Each asynchronous operation is a small state machine: a first poll that
 //! checks and transfers in one critical section or takes a slot in line, a
 //! waiting poll that collects what a peer settled (or gives up, cancelled),
-//! and an abandon step for a future dropped while waiting. What the two share
-//! is `chan::Waiting` — the scope a waiter waits in and, in `Waiting::record`, the
-//! order of recording the slot, waking and registering. The rest stays apart
+//! and an abandon step for a future dropped while waiting, run by the one
+//! `Drop` of the operation's future. What the two share is `waiter::Waiting`
+//! — the scope a waiter waits in and, in `Waiting::record`, the order of
+//! recording the slot, waking and registering. The rest stays apart
 //! on purpose: a send's item lives in its slot and comes back in its error,
 //! while a receive's committed item must go back to the head when abandoned
 //! and is counted until collected, so a common skeleton would be all
@@ -28,10 +36,22 @@
 
 mod blocking;
 pub(crate) mod chan;
+mod handle;
+mod iter;
+mod listen;
 mod receiver;
+mod recv;
+mod send;
 mod sender;
 mod sink;
+mod waiter;
+mod weak;
 
-pub use receiver::{IntoIter, Iter, MemoryReceiver, OwnedRecv, Recv, TryIter, WeakReceiver};
-pub use sender::{MemorySender, OwnedSend, Send, WaitBroken, WeakSender};
+pub use iter::{IntoIter, Iter, TryIter};
+pub use listen::WaitBroken;
+pub use receiver::MemoryReceiver;
+pub use recv::{OwnedRecv, Recv};
+pub use send::{OwnedSend, Send};
+pub use sender::MemorySender;
 pub use sink::SendSink;
+pub use weak::{WeakReceiver, WeakSender};

@@ -1,23 +1,19 @@
-//! The sending half: [`MemorySender`] and its [`Send`] future.
+//! The sending handle, [`MemorySender`]: only what is a sender's own. What
+//! both handles share is in `handle`, the send operation in `send`, the
+//! `broken()` future in `listen`, weak handles in `weak`.
 
+use std::borrow::Borrow;
 use std::fmt;
-use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_core::future::FusedFuture;
-
 use super::blocking::{block_on, block_on_until};
-use super::chan::{
-    broken_watchers, senders, Chan, HandleId, SendAbort, SendRefusal, SendSlot, State, Waiting,
-    WeakChan,
-};
-use crate::error::{Cancelled, SendError, SendTimeoutError, TrySendError};
-use crate::scope::{current_is_cancelled, ScopeRef, ScopeWait};
-use crate::statistics::Statistics;
-use crate::sync::{Arc, AtomicBool, MutexGuard, Ordering};
+use super::chan::{Chan, HandleId, SendRefusal, State};
+use super::handle::{shared_handle_methods, Handle, SenderSide};
+use super::listen::WaitBroken;
+use super::send::{OwnedSend, Send};
+use crate::error::{SendError, SendTimeoutError, TrySendError};
+use crate::sync::{Arc, MutexGuard};
 use crate::wakeups::Wakeups;
 
 /// The sending handle of a memory object stream.
@@ -26,19 +22,13 @@ use crate::wakeups::Wakeups;
 /// receivers see the end of the stream once *every* sender handle is closed
 /// (explicitly, or by being dropped).
 pub struct MemorySender<T> {
-    chan: Arc<Chan<T>>,
-    id: HandleId,
-    /// ORDERING: written only under the stream lock; read under it by every
-    /// operation, and without it only by [`MemorySender::is_closed`].
-    closed: AtomicBool,
+    handle: Handle<T, SenderSide>,
 }
 
 impl<T> MemorySender<T> {
     pub(crate) fn from_chan(chan: Arc<Chan<T>>, id: HandleId) -> Self {
         MemorySender {
-            chan,
-            id,
-            closed: AtomicBool::new(false),
+            handle: Handle::new(chan, id),
         }
     }
 
@@ -69,10 +59,7 @@ impl<T> MemorySender<T> {
     /// # });
     /// ```
     pub fn send(&self, item: T) -> Send<'_, T> {
-        Send {
-            sender: self,
-            op: SendOp::new(item, false),
-        }
+        Send::new(&self.handle, item, false)
     }
 
     /// Sends `item` if that can be done at once.
@@ -92,8 +79,8 @@ impl<T> MemorySender<T> {
     /// assert_eq!(tx.try_send(3), Err(TrySendError::Broken(3)));
     /// ```
     pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
-        let mut state = self.chan.lock();
-        if self.closed.load(Ordering::Relaxed) {
+        let mut state = self.handle.chan().lock();
+        if self.handle.closed_under_lock() {
             return Err(TrySendError::Closed(item));
         }
         match state.try_buffer(item) {
@@ -126,10 +113,7 @@ impl<T> MemorySender<T> {
     /// `Broken(item)`. Do not call it from asynchronous code: it blocks the
     /// executor's thread.
     pub fn send_blocking(&self, item: T) -> Result<(), SendError<T>> {
-        block_on(Send {
-            sender: self,
-            op: SendOp::new(item, true),
-        })
+        block_on(Send::new(&self.handle, item, true))
     }
 
     /// Sends `item`, parking the thread for at most `timeout` until it is
@@ -168,13 +152,10 @@ impl<T> MemorySender<T> {
     }
 
     fn send_until(&self, item: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
-        let mut send = Send {
-            sender: self,
-            op: SendOp::new(item, true),
-        };
+        let mut send = Send::new(&self.handle, item, true);
         let result = match block_on_until(Pin::new(&mut send), deadline) {
             Some(result) => result,
-            None => send.op.give_up(self).expect("a pending send is blocked"),
+            None => send.give_up().expect("a pending send is blocked"),
         };
         result.map_err(|err| match err {
             // The blocking API waits in the root, which is never cancelled:
@@ -203,61 +184,7 @@ impl<T> MemorySender<T> {
     /// assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
     /// ```
     pub fn close(&self) {
-        let mut wake = Wakeups::default();
-        let mut state = self.chan.lock();
-        if self.closed.load(Ordering::Relaxed) {
-            return;
-        }
-        self.closed.store(true, Ordering::Release);
-        state.close_sender(self.id, &mut wake);
-        drop(state);
-        wake.wake_all();
-    }
-
-    /// Whether this handle is closed.
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
-    /// A consistent snapshot of the stream's state.
-    pub fn statistics(&self) -> Statistics {
-        self.chan.lock().statistics()
-    }
-
-    /// The number of items in the buffer now. It can exceed the capacity by
-    /// items that a dropped receive gave back (SPEC S8). Cheaper than
-    /// [`statistics`](MemorySender::statistics), which also counts waiters.
-    ///
-    /// ```
-    /// let (tx, rx) = scopestream::memory_stream(4);
-    /// tx.try_send(1).unwrap();
-    /// assert_eq!((tx.len(), rx.len()), (1, 1));
-    /// assert!(!rx.is_empty() && !rx.is_full());
-    /// assert_eq!(rx.capacity(), Some(4));
-    /// ```
-    pub fn len(&self) -> usize {
-        self.chan.len()
-    }
-
-    /// Whether the buffer is empty now (`len() == 0`). A rendezvous stream
-    /// (capacity 0) buffers nothing, so it is empty — and full, as in
-    /// crossbeam — except while it holds an item that a dropped receive gave
-    /// back (see [`len`](Self::len)): then it is not empty until that item
-    /// is received.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the buffer is full now: a `try_send` would succeed only by
-    /// handing its item to a waiting receiver. Never for an unbounded stream.
-    pub fn is_full(&self) -> bool {
-        self.chan.capacity().is_some_and(|cap| self.len() >= cap)
-    }
-
-    /// The buffer's size as created: `Some(0)` for a rendezvous, `None` for an
-    /// unbounded stream. Takes no lock.
-    pub fn capacity(&self) -> Option<usize> {
-        self.chan.capacity()
+        self.handle.close();
     }
 
     /// Whether every receiver is closed, so that no item can ever be
@@ -272,7 +199,7 @@ impl<T> MemorySender<T> {
     /// ```
     #[doc(alias = "is_disconnected")]
     pub fn is_broken(&self) -> bool {
-        self.chan.lock().is_broken()
+        self.handle.is_broken()
     }
 
     /// Completes once every receiver is closed — what tokio's
@@ -282,7 +209,7 @@ impl<T> MemorySender<T> {
     /// consumer that has gone.
     ///
     /// A checkpoint, like every asynchronous operation: fails with
-    /// [`Cancelled`] if the current scope is effectively cancelled, when
+    /// [`Cancelled`](crate::Cancelled) if the current scope is effectively cancelled, when
     /// first polled or while it waits, unless the stream is broken already.
     ///
     /// # Cancel safety
@@ -302,10 +229,7 @@ impl<T> MemorySender<T> {
     /// ```
     #[doc(alias = "closed")]
     pub fn broken(&self) -> WaitBroken<'_, T> {
-        WaitBroken {
-            sender: self,
-            watching: None,
-        }
+        WaitBroken::new(&self.handle)
     }
 
     /// Like [`send`](MemorySender::send), but the future owns a clone of
@@ -331,465 +255,37 @@ impl<T> MemorySender<T> {
     /// # });
     /// ```
     pub fn send_owned(&self, item: T) -> OwnedSend<T> {
-        OwnedSend {
-            sender: self.clone(),
-            op: SendOp::new(item, false),
-        }
-    }
-
-    /// A handle that does not keep the stream open: while it is the only
-    /// kind left, receivers see the end of the stream. As in tokio, flume and
-    /// async-channel, an actor holds one to avoid a cycle of handles.
-    ///
-    /// ```
-    /// let (tx, rx) = scopestream::memory_stream::<u8>(1);
-    /// let weak = tx.downgrade();
-    /// let again = weak.upgrade().expect("a sender is open");
-    /// drop((tx, again));
-    /// assert!(weak.upgrade().is_none());
-    /// assert_eq!(rx.try_recv(), Err(scopestream::TryRecvError::EndOfStream));
-    /// ```
-    pub fn downgrade(&self) -> WeakSender<T> {
-        WeakSender {
-            chan: WeakChan::new(&self.chan),
-        }
-    }
-
-    /// Whether `other` is a handle of the same stream.
-    ///
-    /// ```
-    /// let (tx, _rx) = scopestream::memory_stream::<u8>(0);
-    /// let (other, _orx) = scopestream::memory_stream::<u8>(0);
-    /// assert!(tx.same_stream(&tx.clone()) && !tx.same_stream(&other));
-    /// ```
-    pub fn same_stream(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.chan, &other.chan)
+        OwnedSend::new(self.handle.clone(), item)
     }
 }
+
+shared_handle_methods!(MemorySender);
 
 impl<T> Clone for MemorySender<T> {
     /// Another handle to the same stream; a clone of a closed handle is closed.
     fn clone(&self) -> Self {
-        let mut state = self.chan.lock();
-        let closed = self.closed.load(Ordering::Relaxed);
-        let id = if closed {
-            state.new_handle_id()
-        } else {
-            state.open_sender()
-        };
-        drop(state);
         MemorySender {
-            chan: Arc::clone(&self.chan),
-            id,
-            closed: AtomicBool::new(closed),
+            handle: self.handle.clone(),
         }
     }
 }
 
-impl<T> Drop for MemorySender<T> {
-    fn drop(&mut self) {
-        self.close();
+impl<T> MemorySender<T> {
+    /// The stream, for a weak handle.
+    pub(super) fn chan(&self) -> &Arc<Chan<T>> {
+        self.handle.chan()
+    }
+}
+
+/// The sink and the send operation run on a sender's handle.
+impl<T> Borrow<Handle<T, SenderSide>> for MemorySender<T> {
+    fn borrow(&self) -> &Handle<T, SenderSide> {
+        &self.handle
     }
 }
 
 impl<T> fmt::Debug for MemorySender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemorySender")
-            .field("closed", &self.is_closed())
-            .finish_non_exhaustive()
-    }
-}
-
-/// The future of [`MemorySender::send`].
-///
-/// It owns the item until a receiver takes it; see the cancel-safety notes on
-/// [`MemorySender::send`]. Polling it again after it completed panics, as the
-/// item is gone.
-#[must_use = "futures do nothing unless polled; dropping this one withdraws the item"]
-pub struct Send<'a, T> {
-    sender: &'a MemorySender<T>,
-    op: SendOp<T>,
-}
-
-/// The state of one send, shared by [`Send`] and `send_blocking`.
-///
-/// Mirrors `RecvOp` (in `receiver.rs`) step for step (first poll, waiting
-/// poll, abandon); the stream wing's docs say what the two share and why the
-/// rest stays apart.
-pub(super) struct SendOp<T> {
-    /// The item until the send starts; afterwards it lives in the slot.
-    item: Option<T>,
-    /// While blocked: our slot in the stream's sender line and our
-    /// registration with the scope. `None` on the fast path, which then has
-    /// nothing to drop.
-    /// `ManuallyDrop`: every owner's `Drop` calls `abandon`, which takes
-    /// it; a field that dropped itself would cost an out-of-line call of
-    /// its drop glue on every operation, the fast path's included.
-    waiting: ManuallyDrop<Option<Waiting>>,
-    /// `send_blocking`: the scope is the root, whatever is current.
-    ignore_scope: bool,
-}
-
-impl<T> Unpin for SendOp<T> {}
-
-impl<T> SendOp<T> {
-    pub(super) fn new(item: T, ignore_scope: bool) -> Self {
-        SendOp {
-            item: Some(item),
-            waiting: ManuallyDrop::new(None),
-            ignore_scope,
-        }
-    }
-
-    pub(super) fn poll(
-        &mut self,
-        sender: &MemorySender<T>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), SendError<T>>> {
-        if self.waiting.is_some() {
-            self.poll_waiting(sender, cx)
-        } else {
-            self.poll_start(sender, cx)
-        }
-    }
-
-    /// First poll: the checks of SPEC S12, then the transfer or a slot in line.
-    fn poll_start(
-        &mut self,
-        sender: &MemorySender<T>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), SendError<T>>> {
-        let item = self.item.take().expect("`Send` polled after completion");
-        let mut state = sender.chan.lock();
-        // Checked under the lock, so a cancel that happened before a peer's
-        // change we are about to see is seen too (C5).
-        if !self.ignore_scope && current_is_cancelled() {
-            return Poll::Ready(Err(SendError::Cancelled(item)));
-        }
-        if sender.closed.load(Ordering::Relaxed) {
-            return Poll::Ready(Err(SendError::Closed(item)));
-        }
-        match state.try_buffer(item) {
-            Ok(()) => {
-                drop(state);
-                Poll::Ready(Ok(()))
-            }
-            Err(item) => self.poll_start_further(sender, state, item, cx),
-        }
-    }
-
-    /// [`poll_start`](SendOp::poll_start) past its common case: receivers
-    /// waiting or listening, no receiver left, or a wait in line.
-    #[inline(never)]
-    fn poll_start_further(
-        &mut self,
-        sender: &MemorySender<T>,
-        mut state: MutexGuard<'_, State<T>>,
-        item: T,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), SendError<T>>> {
-        let mut wake = Wakeups::default();
-        match state.try_send(item, &mut wake) {
-            Ok(()) => {
-                drop(state);
-                wake.wake_all();
-                Poll::Ready(Ok(()))
-            }
-            Err((SendRefusal::Broken, item)) => Poll::Ready(Err(SendError::Broken(item))),
-            Err((SendRefusal::Full, item)) => {
-                let scope = Waiting::scope(self.ignore_scope);
-                let key = state.senders.push_back(SendSlot::Waiting {
-                    item,
-                    waker: Waiting::first_waker(self.ignore_scope, cx),
-                    scope: scope.clone(),
-                    handle: sender.id,
-                });
-                // A `Stream` receive can take the item now.
-                state.sender_waiting(&mut wake);
-                let mut stale = None;
-                let (state, waits) = if self.ignore_scope {
-                    (state, true)
-                } else {
-                    let chan = &sender.chan;
-                    chan.keep_waker(state, senders, key, cx.waker(), &mut stale)
-                };
-                drop(state);
-                drop(stale);
-                if Waiting::record(&mut self.waiting, key, scope, wake, cx) || !waits {
-                    // Cancelled, or settled by a peer, while we queued:
-                    // settle it under the lock.
-                    return self.poll(sender, cx);
-                }
-                Poll::Pending
-            }
-        }
-    }
-
-    fn poll_waiting(
-        &mut self,
-        sender: &MemorySender<T>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), SendError<T>>> {
-        let waiting = self.waiting.as_mut().expect("poll_waiting while waiting");
-        let key = waiting.key;
-        let cancelled = waiting.scope.register_and_check(cx);
-        // Declared first, dropped last: a waker is user code, not run under
-        // the lock.
-        let mut stale = None;
-        let state = sender.chan.lock();
-        let (mut state, waits) =
-            sender
-                .chan
-                .keep_waker(state, senders, key, cx.waker(), &mut stale);
-        if waits && !cancelled {
-            return Poll::Pending;
-        }
-        // Settled by a peer, or cancelled before anyone took the item.
-        let slot = state.senders.remove(key);
-        drop(state);
-        // Deregisters from the scope.
-        *self.waiting = None;
-        Poll::Ready(Self::outcome(slot))
-    }
-
-    /// For a poll-based API (the sink), whose every poll is a checkpoint of
-    /// the scope current at that poll: a blocked send that waits in another
-    /// scope moves into the current one, so that the delivery-time check,
-    /// the cancellation check and the wake-up of a cancel all follow it. Its
-    /// next poll then registers there and settles it if that scope is
-    /// cancelled.
-    pub(super) fn follow_current_scope(&mut self, sender: &MemorySender<T>) {
-        let Some(waiting) = self.waiting.as_mut() else {
-            return;
-        };
-        if self.ignore_scope || waiting.scope.is_current() {
-            return;
-        }
-        let scope = ScopeRef::current();
-        let mut state = sender.chan.lock();
-        if let SendSlot::Waiting { scope: slot, .. } = state.senders.get_mut(waiting.key) {
-            // The old scope is dropped under the lock: the registration
-            // replaced below still holds it, so this never frees a scope.
-            *slot = scope.clone();
-        }
-        let old = std::mem::replace(&mut waiting.scope, ScopeWait::new(scope));
-        drop(state);
-        drop(old); // deregisters, after the stream lock
-    }
-
-    /// A blocked send gives up now (a blocking timeout ran out), exactly as
-    /// if its scope had been cancelled: the item comes back as
-    /// `Cancelled(item)` unless a peer took it (`Ok`) or aborted the send
-    /// first. `None` if the send is not blocked.
-    fn give_up(&mut self, sender: &MemorySender<T>) -> Option<Result<(), SendError<T>>> {
-        let waiting = self.waiting.take()?;
-        let slot = sender.chan.lock().senders.remove(waiting.key);
-        drop(waiting);
-        Some(Self::outcome(slot))
-    }
-
-    /// What a settled (or withdrawn) slot means for its send.
-    fn outcome(slot: SendSlot<T>) -> Result<(), SendError<T>> {
-        match slot {
-            SendSlot::Taken => Ok(()),
-            SendSlot::Waiting { item, .. } | SendSlot::Aborted(SendAbort::Cancelled, item) => {
-                Err(SendError::Cancelled(item))
-            }
-            SendSlot::Aborted(SendAbort::Closed, item) => Err(SendError::Closed(item)),
-            SendSlot::Aborted(SendAbort::Broken, item) => Err(SendError::Broken(item)),
-        }
-    }
-
-    /// Started and finished: the item is gone, and nothing waits.
-    fn is_terminated(&self) -> bool {
-        self.item.is_none() && self.waiting.is_none()
-    }
-
-    /// Withdraws a send whose future is dropped (SPEC S8). Inline: a
-    /// future that never waited has nothing to clean up.
-    #[inline]
-    pub(super) fn abandon(&mut self, sender: &MemorySender<T>) {
-        // Checked and taken here, inline: a future that never waited pays
-        // one test (the field is `ManuallyDrop`, so nothing else runs).
-        if let Some(waiting) = self.waiting.take() {
-            Self::abandon_waiting(sender, waiting);
-        }
-    }
-
-    #[inline(never)]
-    fn abandon_waiting(sender: &MemorySender<T>, waiting: Waiting) {
-        let slot = sender.chan.lock().senders.remove(waiting.key);
-        drop(waiting);
-        // The withdrawn item (if not taken) drops here, outside the lock.
-        drop(slot);
-    }
-}
-
-impl<T> Future for Send<'_, T> {
-    type Output = Result<(), SendError<T>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        this.op.poll(this.sender, cx)
-    }
-}
-
-impl<T> Drop for Send<'_, T> {
-    fn drop(&mut self) {
-        self.op.abandon(self.sender);
-    }
-}
-
-impl<T> FusedFuture for Send<'_, T> {
-    /// `true` once the send has completed.
-    fn is_terminated(&self) -> bool {
-        self.op.is_terminated()
-    }
-}
-
-impl<T> fmt::Debug for Send<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Send")
-            .field("started", &self.op.item.is_none())
-            .field("waiting", &self.op.waiting.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-/// The future of [`MemorySender::send_owned`]: a [`Send`] that owns its
-/// handle.
-#[must_use = "futures do nothing unless polled; dropping this one withdraws the item"]
-pub struct OwnedSend<T> {
-    sender: MemorySender<T>,
-    op: SendOp<T>,
-}
-
-impl<T> Future for OwnedSend<T> {
-    type Output = Result<(), SendError<T>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        this.op.poll(&this.sender, cx)
-    }
-}
-
-impl<T> FusedFuture for OwnedSend<T> {
-    /// `true` once the send has completed.
-    fn is_terminated(&self) -> bool {
-        self.op.is_terminated()
-    }
-}
-
-impl<T> Drop for OwnedSend<T> {
-    fn drop(&mut self) {
-        self.op.abandon(&self.sender);
-    }
-}
-
-impl<T> fmt::Debug for OwnedSend<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedSend")
-            .field("started", &self.op.item.is_none())
-            .field("waiting", &self.op.waiting.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-/// The future of [`MemorySender::broken`].
-#[must_use = "futures do nothing unless polled"]
-pub struct WaitBroken<'a, T> {
-    sender: &'a MemorySender<T>,
-    /// While it waits: its slot in the stream's line of `broken()` futures,
-    /// and its registration with the scope of its latest poll.
-    watching: Option<Waiting>,
-}
-
-impl<T> WaitBroken<'_, T> {
-    /// Leaves the line, if in it; the waker and the registration are
-    /// dropped after the lock.
-    fn stop_watching(&mut self) {
-        if let Some(watching) = self.watching.take() {
-            let waker = self.sender.chan.lock().unwatch_broken(watching.key);
-            drop((waker, watching));
-        }
-    }
-}
-
-impl<T> Future for WaitBroken<'_, T> {
-    type Output = Result<(), Cancelled>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let mut state = this.sender.chan.lock();
-        if state.is_broken() {
-            drop(state);
-            this.stop_watching();
-            return Poll::Ready(Ok(()));
-        }
-        if current_is_cancelled() {
-            drop(state);
-            this.stop_watching();
-            return Poll::Ready(Err(Cancelled));
-        }
-        let key = state.watch_broken(this.watching.as_ref().map(|w| w.key), this.sender.id);
-        let mut stale = None;
-        let (state, watching) =
-            this.sender
-                .chan
-                .keep_waker(state, broken_watchers, key, cx.waker(), &mut stale);
-        drop(state);
-        drop(stale);
-        if !watching {
-            // Told while our waker was cloned: the stream is broken now.
-            cx.waker().wake_by_ref();
-        }
-        if Waiting::listen(&mut this.watching, key, cx) {
-            this.stop_watching();
-            return Poll::Ready(Err(Cancelled));
-        }
-        Poll::Pending
-    }
-}
-
-impl<T> Drop for WaitBroken<'_, T> {
-    fn drop(&mut self) {
-        self.stop_watching();
-    }
-}
-
-impl<T> fmt::Debug for WaitBroken<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WaitBroken")
-            .field("waiting", &self.watching.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-/// A sender that does not keep the stream open: see
-/// [`MemorySender::downgrade`].
-pub struct WeakSender<T> {
-    chan: WeakChan<T>,
-}
-
-impl<T> WeakSender<T> {
-    /// A new open sender, if the stream still has one open (the end of the
-    /// stream, once seen, is final).
-    pub fn upgrade(&self) -> Option<MemorySender<T>> {
-        let (chan, id) = self.chan.upgrade(State::reopen_sender)?;
-        Some(MemorySender::from_chan(chan, id))
-    }
-}
-
-impl<T> Clone for WeakSender<T> {
-    fn clone(&self) -> Self {
-        WeakSender {
-            chan: self.chan.clone(),
-        }
-    }
-}
-
-impl<T> fmt::Debug for WeakSender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WeakSender").finish_non_exhaustive()
+        self.handle.fmt(f)
     }
 }

@@ -14,7 +14,8 @@ use std::task::{Context, Poll};
 
 use futures_sink::Sink;
 
-use super::sender::{MemorySender, SendOp};
+use super::send::SendCall;
+use super::sender::MemorySender;
 use crate::error::SendError;
 
 impl<T> MemorySender<T> {
@@ -23,8 +24,8 @@ impl<T> MemorySender<T> {
     /// See [`SendSink`] for how it keeps every item.
     pub fn into_sink(self) -> SendSink<T> {
         SendSink {
-            sender: self,
-            in_flight: None,
+            send: SendCall::idle(self),
+            in_flight: false,
         }
     }
 }
@@ -62,25 +63,27 @@ impl<T> MemorySender<T> {
 /// # });
 /// ```
 pub struct SendSink<T> {
-    sender: MemorySender<T>,
-    in_flight: Option<SendOp<T>>,
+    /// The one send the sink drives, idle between items; its `Drop`
+    /// withdraws an item still in flight.
+    send: SendCall<MemorySender<T>, T>,
+    in_flight: bool,
 }
 
 impl<T> SendSink<T> {
     /// The sender the sink sends on.
     pub fn sender(&self) -> &MemorySender<T> {
-        &self.sender
+        self.send.handle()
     }
 
     /// Drives the item in flight, if any, to its end.
     fn poll_in_flight(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SendError<T>>> {
-        let Some(op) = &mut self.in_flight else {
+        if !self.in_flight {
             return Poll::Ready(Ok(()));
-        };
+        }
         // Every poll is a checkpoint of the scope current at that poll.
-        op.follow_current_scope(&self.sender);
-        let result = std::task::ready!(op.poll(&self.sender, cx));
-        self.in_flight = None;
+        self.send.follow_current_scope();
+        let result = std::task::ready!(self.send.poll_send(cx));
+        self.in_flight = false;
         Poll::Ready(result)
     }
 }
@@ -100,10 +103,11 @@ impl<T> Sink<T> for SendSink<T> {
     fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
         let this = self.get_mut();
         assert!(
-            this.in_flight.is_none(),
+            !this.in_flight,
             "`SendSink::start_send` called with an item in flight: poll_ready first"
         );
-        this.in_flight = Some(SendOp::new(item, false));
+        this.send.start(item);
+        this.in_flight = true;
         Ok(())
     }
 
@@ -114,24 +118,16 @@ impl<T> Sink<T> for SendSink<T> {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = self.get_mut();
         std::task::ready!(this.poll_in_flight(cx))?;
-        this.sender.close();
+        this.send.handle().close();
         Poll::Ready(Ok(()))
-    }
-}
-
-impl<T> Drop for SendSink<T> {
-    fn drop(&mut self) {
-        if let Some(op) = &mut self.in_flight {
-            op.abandon(&self.sender);
-        }
     }
 }
 
 impl<T> fmt::Debug for SendSink<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendSink")
-            .field("sender", &self.sender)
-            .field("in_flight", &self.in_flight.is_some())
+            .field("sender", self.send.handle())
+            .field("in_flight", &self.in_flight)
             .finish()
     }
 }
