@@ -1,8 +1,10 @@
-//! The shared core of a stream: buffer, waiter lines, open-handle counts.
+//! The shared core of a stream: buffer, waiter lines, open-handle counts,
+//! the commit points and the state table of a waiter's slot.
 //!
 //! Everything here runs under the stream's one mutex, and every decision that
 //! matters is taken there: whether a waiter is deliverable, where an item
-//! goes, what a close does. No item is ever dropped and no waker ever woken
+//! goes, what a close does (the close itself is `handle`'s, the listener
+//! lines' bookkeeping `listen`'s, a waiter's side `waiter`'s). No item is ever dropped and no waker ever woken
 //! while that lock is held (items can own handles of this very stream).
 //!
 //! # Waiter slots and the point of no return
@@ -58,10 +60,12 @@
 //! # User code
 //!
 //! Wakers and items are user code: a waker may panic, or own a handle of this
-//! very stream and use it when dropped. None of it runs under the lock. Wakers
-//! are collected into [`Wakeups`] and woken after unlocking (every one, even
-//! if one panics); items, replaced wakers and settled slots are handed out
-//! to be dropped after unlocking. A slot's `ScopeRef` may be dropped under
+//! very stream and use it when cloned, woken or dropped. None of it runs
+//! under the lock. Wakers are collected into [`Wakeups`] and woken after
+//! unlocking (every one, even if one panics); a waiter's own waker is cloned
+//! outside the lock and installed in its slot afterwards (see `waiter`);
+//! items, replaced wakers and settled slots are handed out to be dropped
+//! after unlocking. A slot's `ScopeRef` may be dropped under
 //! the lock: its owner's registration holds the same scope for as long as
 //! the slot exists, so that drop never frees a scope (which would drop the
 //! wakers registered there).
