@@ -39,23 +39,26 @@ mod imp {
     pub(crate) use std::thread::{current as current_thread, park, park_timeout, Thread};
     pub(crate) use std::thread_local;
 
-    /// parking_lot's mutex: it spins briefly before parking, which suits
-    /// the crate's short critical sections under contention, and it has no
-    /// poisoning (every critical section here leaves the protected state
-    /// consistent before it can unwind).
+    /// A test-and-test-and-set spin lock, released by a plain store
+    /// (`spin`'s), with a bounded back-off: see [`super::lock_contended`].
+    /// No poisoning: every critical section here leaves the protected state
+    /// consistent before it can unwind, and none runs user code.
     #[derive(Debug, Default)]
-    pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
+    pub(crate) struct Mutex<T>(spin::mutex::SpinMutex<T>);
 
-    pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+    pub(crate) type MutexGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T>;
 
     impl<T> Mutex<T> {
         pub(crate) fn new(value: T) -> Self {
-            Self(parking_lot::Mutex::new(value))
+            Self(spin::mutex::SpinMutex::new(value))
         }
 
         #[inline]
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-            self.0.lock()
+            match self.0.try_lock() {
+                Some(guard) => guard,
+                None => crate::sync::lock_contended(&self.0),
+            }
         }
     }
 }
@@ -182,16 +185,16 @@ mod imp {
         }
     }
 
-    /// loom's mutex, or the std build's parking_lot one, behind the same
+    /// loom's mutex, or the std build's spin lock, behind the same
     /// poison-ignoring `lock`.
     #[derive(Debug)]
     pub(crate) enum Mutex<T> {
-        Std(parking_lot::Mutex<T>),
+        Std(spin::mutex::SpinMutex<T>),
         Loom(loom::sync::Mutex<T>),
     }
 
     pub(crate) enum MutexGuard<'a, T> {
-        Std(parking_lot::MutexGuard<'a, T>),
+        Std(spin::mutex::SpinMutexGuard<'a, T>),
         Loom(loom::sync::MutexGuard<'a, T>),
     }
 
@@ -200,13 +203,16 @@ mod imp {
             if model_checking() {
                 Self::Loom(loom::sync::Mutex::new(value))
             } else {
-                Self::Std(parking_lot::Mutex::new(value))
+                Self::Std(spin::mutex::SpinMutex::new(value))
             }
         }
 
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             match self {
-                Self::Std(m) => MutexGuard::Std(m.lock()),
+                Self::Std(m) => MutexGuard::Std(match m.try_lock() {
+                    Some(guard) => guard,
+                    None => crate::sync::lock_contended(m),
+                }),
                 Self::Loom(m) => {
                     MutexGuard::Loom(m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
                 }
@@ -306,6 +312,37 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// The stream's and the scope's lock when it is taken: wait with a bounded
+/// back-off, reading the flag (no write) until it looks free, then try again.
+///
+/// Critical sections here are short and run no user code, so the holder is
+/// almost always about to release: first a few rounds of `spin_loop`
+/// hints, doubling, then `yield_now`, so that a holder preempted on a busy
+/// machine (more threads than cores) gets the core back instead of the
+/// waiters spinning out their time slices. It never sleeps: a sleep in an
+/// executor's worker would stall every task queued on it.
+#[cold]
+#[inline(never)]
+fn lock_contended<T>(lock: &spin::mutex::SpinMutex<T>) -> spin::mutex::SpinMutexGuard<'_, T> {
+    const SPIN_ROUNDS: u32 = 6;
+    let mut round = 0;
+    loop {
+        while lock.is_locked() {
+            if round < SPIN_ROUNDS {
+                for _ in 0..1 << round {
+                    std::hint::spin_loop();
+                }
+                round += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        if let Some(guard) = lock.try_lock() {
+            return guard;
+        }
+    }
+}
 
 /// `thread_local!` with a `const` initialiser where std allows it (loom's
 /// macro takes only plain expressions).
