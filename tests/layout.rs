@@ -212,7 +212,17 @@ fn is_floor(file: &str) -> bool {
 #[test]
 fn the_layout_has_two_wings_and_a_floor() {
     let krate = Crate::load();
-    for file in ["lib.rs", "stream/mod.rs", "stream/chan.rs", "scope/mod.rs"] {
+    for file in [
+        "lib.rs",
+        "stream/mod.rs",
+        "stream/chan.rs",
+        "stream/handle.rs",
+        "stream/send.rs",
+        "stream/recv.rs",
+        "stream/listen.rs",
+        "stream/waiter.rs",
+        "scope/mod.rs",
+    ] {
         assert!(krate.files.contains_key(file), "src/{file} is missing");
     }
     for floor in FLOOR {
@@ -322,4 +332,16 @@ fn the_dependency_scan_sees_paths() {
     assert!(deps["stream/chan.rs"].contains_key("wakeups.rs"));
     assert!(deps["scope/tree.rs"].contains_key("scope/clock.rs"));
     assert!(deps["scope/mod.rs"].contains_key("scope/tree.rs"));
+}
+
+/// The stream wing, one concept per file: none grows past 500 lines.
+#[test]
+fn no_file_of_the_stream_wing_is_over_500_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/stream");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    for file in files {
+        let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+        assert!(lines <= 500, "{} has {lines} lines", file.display());
+    }
 }
