@@ -11,8 +11,9 @@ use std::fmt;
 
 /// Why an asynchronous or blocking send failed. The unsent item is inside.
 ///
-/// The variants are checked in this order (SPEC S12): the operation's scope,
-/// then its own handle, then the transfer itself.
+/// The variants are checked in this order: the operation's scope, then its
+/// own handle, then the transfer itself; a cancellation that came before a
+/// close is reported as `Cancelled`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SendError<T> {
     /// This sender handle was closed (by [`close`](crate::MemorySender::close)),

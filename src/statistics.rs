@@ -6,7 +6,7 @@
 ///
 /// Waiting operations are counted only while they are still deliverable: one
 /// whose scope is effectively cancelled, whose future was dropped, or whose
-/// handle was closed is never counted (SPEC S6).
+/// handle was closed is never counted.
 ///
 /// ```
 /// use scopestream::{memory_stream, Statistics};
@@ -29,7 +29,8 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Statistics {
     /// Items in the buffer. May exceed `max_buffer_size` by the number of items
-    /// put back at the head by dropped receive futures (SPEC S8).
+    /// put back at the head by dropped receive futures (an item already
+    /// committed to a receive whose future was then dropped goes back).
     pub current_buffer_used: usize,
     /// The buffer's capacity; `None` for an unbounded stream.
     pub max_buffer_size: Option<usize>,

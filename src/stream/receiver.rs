@@ -85,7 +85,7 @@ impl<T> MemoryReceiver<T> {
     /// every sender is closed and the buffer is drained.
     ///
     /// While it waits, an item is given to it only if its scope is not
-    /// effectively cancelled *at that moment* (SPEC C6): a receive behind a
+    /// effectively cancelled *at that moment*: a receive behind a
     /// shield is always deliverable, however the scopes outside stand.
     ///
     /// # Cancel safety
