@@ -179,7 +179,9 @@ pub use error::{
 pub use scope::timeout::{
     fail_after, fail_at, move_on_after, move_on_at, FailAfter, MaybeCancelled, MoveOn, TimedOut,
 };
-pub use scope::{checkpoint, CancelScope, Cancellable, ScopeExt, Scoped, WaitCancelled};
+pub use scope::{
+    checkpoint, CancelScope, Cancellable, Checkpoint, ScopeExt, Scoped, WaitCancelled,
+};
 pub use statistics::Statistics;
 pub use stream::{
     IntoIter, Iter, MemoryReceiver, MemorySender, OwnedRecv, OwnedSend, Recv, Send, SendSink,

@@ -596,3 +596,21 @@ fn a_weak_sender_upgraded_while_a_receive_waits_delivers_to_it() {
     drop(strong);
     assert_eq!(Task::new(rx.recv()).ready(), Err(RecvError::EndOfStream));
 }
+
+#[test]
+fn iterators_are_debug_for_any_item_and_checkpoint_is_unpin() {
+    struct NotDebug;
+    let (_tx, rx) = memory_stream::<NotDebug>(1);
+    assert!(format!("{:?}", rx.iter()).starts_with("Iter"));
+    assert!(format!("{:?}", rx.try_iter()).starts_with("TryIter"));
+    assert!(format!("{:?}", rx.into_iter()).starts_with("IntoIter"));
+    // A checkpoint can be polled in place, without pinning it first.
+    fn unpin<F: Unpin + std::future::Future>(_: &F) {}
+    let mut point = scopestream::checkpoint();
+    unpin(&point);
+    assert!(common::poll_once(&mut point).is_pending(), "it yields once");
+    assert_eq!(
+        common::poll_once(&mut point),
+        std::task::Poll::Ready(Ok(()))
+    );
+}

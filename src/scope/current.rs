@@ -140,6 +140,15 @@ pub(super) fn poll_in<R>(owner: &mut Option<TreeArc<Node>>, f: impl FnOnce() -> 
 /// A cancellation point: fails with [`Cancelled`] if the current scope is
 /// effectively cancelled, and otherwise yields to the executor once.
 ///
+/// The scope is checked at the first poll, then the future yields once; it
+/// does not check again after the yield (the next checkpoint will). The
+/// future is `Unpin`, so it can be polled in place.
+///
+/// # Cancel safety
+///
+/// A checkpoint takes nothing and changes nothing: dropping it at any point
+/// is safe.
+///
 /// ```
 /// # futures::executor::block_on(async {
 /// let scope = scopestream::CancelScope::new();
@@ -148,27 +157,30 @@ pub(super) fn poll_in<R>(owner: &mut Option<TreeArc<Node>>, f: impl FnOnce() -> 
 /// assert!(scopestream::checkpoint().await.is_ok()); // the root is never cancelled
 /// # });
 /// ```
-pub async fn checkpoint() -> Result<(), Cancelled> {
-    if current_is_cancelled() {
-        return Err(Cancelled);
-    }
-    YieldNow { yielded: false }.await;
-    Ok(())
+pub fn checkpoint() -> Checkpoint {
+    Checkpoint { checked: false }
 }
 
-struct YieldNow {
-    yielded: bool,
+/// The future of [`checkpoint`].
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// The scope was checked (and found not cancelled): the next poll
+    /// completes.
+    checked: bool,
 }
 
-impl Future for YieldNow {
-    type Output = ();
+impl Future for Checkpoint {
+    type Output = Result<(), Cancelled>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if std::mem::replace(&mut self.yielded, true) {
-            Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            Poll::Pending
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if std::mem::replace(&mut self.checked, true) {
+            return Poll::Ready(Ok(()));
         }
+        if current_is_cancelled() {
+            return Poll::Ready(Err(Cancelled));
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }

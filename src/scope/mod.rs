@@ -40,8 +40,8 @@ use pin_project_lite::pin_project;
 use clock::{from_ticks, to_ticks, NO_DEADLINE};
 use tree::{same_node, Node};
 
-pub use current::checkpoint;
 pub(crate) use current::current_is_cancelled;
+pub use current::{checkpoint, Checkpoint};
 pub use wait::{Cancellable, WaitCancelled};
 pub(crate) use wait::{ScopeRef, ScopeWait};
 

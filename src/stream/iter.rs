@@ -1,6 +1,7 @@
 //! Blocking iterators over a receiver: [`Iter`] and [`IntoIter`] receive as
 //! `recv_blocking` does, [`TryIter`] as `try_recv` does.
 
+use std::fmt;
 use std::iter::FusedIterator;
 
 use super::receiver::MemoryReceiver;
@@ -38,7 +39,6 @@ impl<T> MemoryReceiver<T> {
 }
 
 /// The iterator of [`MemoryReceiver::iter`]: blocks for each item.
-#[derive(Debug)]
 pub struct Iter<'a, T> {
     receiver: &'a MemoryReceiver<T>,
 }
@@ -56,7 +56,6 @@ impl<T> Iterator for Iter<'_, T> {
 impl<T> FusedIterator for Iter<'_, T> {}
 
 /// The iterator of [`MemoryReceiver::try_iter`]: the items available now.
-#[derive(Debug)]
 pub struct TryIter<'a, T> {
     receiver: &'a MemoryReceiver<T>,
 }
@@ -71,7 +70,6 @@ impl<T> Iterator for TryIter<'_, T> {
 
 /// The iterator of `MemoryReceiver`'s `into_iter`: blocks for each item,
 /// owning the handle.
-#[derive(Debug)]
 pub struct IntoIter<T> {
     receiver: MemoryReceiver<T>,
 }
@@ -103,3 +101,18 @@ impl<T> IntoIterator for MemoryReceiver<T> {
         IntoIter { receiver: self }
     }
 }
+
+// `Debug` whatever the item type, as the handles are.
+macro_rules! debug_as_its_receiver {
+    ($($iter:ident$(<$a:lifetime>)?),*) => {$(
+        impl<$($a,)? T> fmt::Debug for $iter<$($a,)? T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($iter))
+                    .field("receiver", &self.receiver)
+                    .finish()
+            }
+        }
+    )*};
+}
+
+debug_as_its_receiver!(Iter<'a>, TryIter<'a>, IntoIter);
