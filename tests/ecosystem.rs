@@ -614,3 +614,28 @@ fn iterators_are_debug_for_any_item_and_checkpoint_is_unpin() {
         std::task::Poll::Ready(Ok(()))
     );
 }
+
+#[test]
+fn handle_counts_and_the_senders_gone_seen_from_a_receiver() {
+    let (tx, rx) = memory_stream::<u32>(1);
+    let weak = tx.downgrade();
+    let owned = tx.send_owned(1);
+    assert_eq!(
+        (tx.sender_count(), tx.receiver_count()),
+        (2, 1),
+        "the owned send holds one"
+    );
+    let rx2 = rx.clone();
+    assert_eq!(rx2.receiver_count(), 2);
+    rx2.close();
+    assert_eq!(rx.receiver_count(), 1, "a closed clone is not counted");
+    assert_eq!(futures::executor::block_on(owned), Ok(()));
+    assert_eq!(rx.sender_count(), 1);
+    assert!(!rx.is_disconnected());
+    drop(tx);
+    assert!(weak.upgrade().is_none());
+    assert!(rx.is_disconnected(), "every sender is gone");
+    assert_eq!(rx.sender_count(), 0);
+    assert_eq!(rx.try_recv(), Ok(1), "what was sent is still there");
+    assert_eq!(rx.try_recv(), Err(TryRecvError::EndOfStream));
+}

@@ -145,6 +145,17 @@ impl<T, S: Side> Handle<T, S> {
     pub(crate) fn is_broken(&self) -> bool {
         self.chan.lock().is_broken()
     }
+
+    /// Whether every sender is closed: no item can be sent any more.
+    pub(crate) fn is_disconnected(&self) -> bool {
+        self.chan.lock().open_senders == 0
+    }
+
+    /// The open sender and receiver handles, in one snapshot.
+    pub(crate) fn open_handles(&self) -> (usize, usize) {
+        let state = self.chan.lock();
+        (state.open_senders, state.open_receivers)
+    }
 }
 
 impl<T, S: Side> Clone for Handle<T, S> {
@@ -232,6 +243,27 @@ macro_rules! shared_handle_methods {
             /// `None` for an unbounded stream. Takes no lock.
             pub fn capacity(&self) -> Option<usize> {
                 self.handle.capacity()
+            }
+
+            /// How many sender handles of the stream are open now (clones,
+            /// and the handles owned futures hold; weak handles are not
+            /// counted, as they keep nothing open).
+            ///
+            /// ```
+            /// let (tx, rx) = scopestream::memory_stream::<u8>(0);
+            /// let tx2 = tx.clone();
+            /// assert_eq!((rx.sender_count(), rx.receiver_count()), (2, 1));
+            /// tx2.close();
+            /// assert_eq!(tx.sender_count(), 1);
+            /// ```
+            pub fn sender_count(&self) -> usize {
+                self.handle.open_handles().0
+            }
+
+            /// How many receiver handles of the stream are open now; as
+            /// [`sender_count`](Self::sender_count).
+            pub fn receiver_count(&self) -> usize {
+                self.handle.open_handles().1
             }
 
             /// Whether `other` is a handle of the same stream.

@@ -232,6 +232,23 @@ impl<T> MemoryReceiver<T> {
         OwnedRecv::new(self.handle.clone())
     }
 
+    /// Whether every sender is closed, so that no item can be sent any more
+    /// (the items already in the stream can still be received; after them
+    /// comes the end of the stream). Final once `true`. This handle's own
+    /// state is [`is_closed`](MemoryReceiver::is_closed).
+    ///
+    /// ```
+    /// let (tx, rx) = scopestream::memory_stream::<u8>(1);
+    /// tx.try_send(1).unwrap();
+    /// drop(tx);
+    /// assert!(rx.is_disconnected());
+    /// assert_eq!(rx.try_recv(), Ok(1)); // still there
+    /// ```
+    #[doc(alias = "is_closed")]
+    pub fn is_disconnected(&self) -> bool {
+        self.handle.is_disconnected()
+    }
+
     /// Closes this handle (only this clone). Blocked receives on it return
     /// `Closed`; later operations on it return `Closed`. If it was the last
     /// open receiver, blocked and later sends fail with `Broken(item)` and the
