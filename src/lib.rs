@@ -81,7 +81,7 @@
 //!   destructor, after the crate's own are gone, the blocking API works (with
 //!   a waker made for the call) and scoped operations run in the root scope,
 //!   as a scope can no longer be made current.
-//! * **A leaked future.** A blocked `Recv` that is `mem::forget`-ed keeps
+//! * **A leaked future.** A blocked `RecvFuture` that is `mem::forget`-ed keeps
 //!   its place in line: the next item is committed to it and is never seen,
 //!   as with any leaked future. Once its scope is cancelled it is skipped like
 //!   any cancelled receive.
@@ -184,8 +184,8 @@ pub use scope::{
 };
 pub use statistics::Statistics;
 pub use stream::{
-    IntoIter, Iter, MemoryReceiver, MemorySender, OwnedRecv, OwnedSend, Recv, Send, SendSink,
-    TryIter, WaitBroken, WeakReceiver, WeakSender,
+    IntoIter, Iter, MemoryReceiver, MemorySender, OwnedRecvFuture, OwnedSendFuture, RecvFuture,
+    SendFuture, SendSink, TryIter, WaitBroken, WeakReceiver, WeakSender,
 };
 
 use stream::chan::Chan;

@@ -9,8 +9,8 @@ use common::{stream, Task, SIZES};
 use futures::executor::block_on;
 use futures::StreamExt;
 use scopestream::{
-    memory_stream, unbounded_memory_stream, CancelScope, MemoryReceiver, MemorySender, Recv,
-    RecvError, Send, SendError, Statistics, TryRecvError, TrySendError,
+    memory_stream, unbounded_memory_stream, CancelScope, MemoryReceiver, MemorySender, RecvError,
+    RecvFuture, SendError, SendFuture, Statistics, TryRecvError, TrySendError,
 };
 
 #[test]
@@ -527,8 +527,8 @@ fn errors_display_and_debug_without_item_debug() {
     assert_eq!(format!("{tx:?}"), "MemorySender { closed: false, .. }");
     rx.close();
     assert_eq!(format!("{rx:?}"), "MemoryReceiver { closed: true, .. }");
-    assert!(format!("{:?}", rx.recv()).starts_with("Recv"));
-    assert!(format!("{:?}", tx.send(Opaque)).starts_with("Send"));
+    assert!(format!("{:?}", rx.recv()).starts_with("RecvFuture"));
+    assert!(format!("{:?}", tx.send(Opaque)).starts_with("SendFuture"));
 }
 
 #[test]
@@ -537,8 +537,8 @@ fn handles_and_futures_are_send_sync_unpin() {
     fn send_unpin<T: std::marker::Send + Unpin>() {}
     send_sync::<MemorySender<String>>();
     send_sync::<MemoryReceiver<String>>();
-    send_unpin::<Send<'static, String>>();
-    send_unpin::<Recv<'static, String>>();
+    send_unpin::<SendFuture<'static, String>>();
+    send_unpin::<RecvFuture<'static, String>>();
     fn stream<S: futures::Stream<Item = u8> + Unpin>() {}
     stream::<MemoryReceiver<u8>>();
 }

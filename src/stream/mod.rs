@@ -7,8 +7,8 @@
 //! | `handle.rs`   | the body both handles share: opening, cloning, closing, reading the stream's state |
 //! | `sender.rs`   | [`MemorySender`]: only what is a sender's own                 |
 //! | `receiver.rs` | [`MemoryReceiver`]: only what is a receiver's own             |
-//! | `send.rs`     | the send operation: [`Send`], [`OwnedSend`], one `Drop`       |
-//! | `recv.rs`     | the receive operation: [`Recv`], [`OwnedRecv`], one `Drop`    |
+//! | `send.rs`     | the send operation: [`SendFuture`], [`OwnedSendFuture`], one `Drop`       |
+//! | `recv.rs`     | the receive operation: [`RecvFuture`], [`OwnedRecvFuture`], one `Drop`    |
 //! | `listen.rs`   | the listener lines' users: the `Stream` receive and [`WaitBroken`] |
 //! | `iter.rs`     | blocking iterators                                            |
 //! | `weak.rs`     | [`WeakSender`], [`WeakReceiver`]                              |
@@ -50,8 +50,8 @@ mod weak;
 pub use iter::{IntoIter, Iter, TryIter};
 pub use listen::WaitBroken;
 pub use receiver::MemoryReceiver;
-pub use recv::{OwnedRecv, Recv};
-pub use send::{OwnedSend, Send};
+pub use recv::{OwnedRecvFuture, RecvFuture};
+pub use send::{OwnedSendFuture, SendFuture};
 pub use sender::MemorySender;
 pub use sink::SendSink;
 pub use weak::{WeakReceiver, WeakSender};

@@ -15,7 +15,7 @@ use super::blocking::{block_on, block_on_until};
 use super::chan::{Chan, HandleId, State};
 use super::handle::{shared_handle_methods, Handle, ReceiverSide};
 use super::listen::StreamReceive;
-use super::recv::{wake_keeping, OwnedRecv, Recv};
+use super::recv::{wake_keeping, OwnedRecvFuture, RecvFuture};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::sync::{Arc, MutexGuard};
 use crate::wakeups::Wakeups;
@@ -40,7 +40,7 @@ use crate::wakeups::Wakeups;
 /// behind: no item is ever committed to it, statistics do not count it, and
 /// the handle behaves as if it had never been called. The price is that, as
 /// with async-channel's and tokio's receivers, a pending `next()` is woken
-/// when an item may be there and takes it at its next poll: a [`Recv`] future
+/// when an item may be there and takes it at its next poll: a [`RecvFuture`] future
 /// waiting at the same time is served first, and a rendezvous sender
 /// completes when that poll takes its item. With items ready (a buffer that
 /// is rarely empty) a `next()` loop costs what a `recv()` loop does; when the
@@ -109,8 +109,8 @@ impl<T> MemoryReceiver<T> {
     /// assert_eq!(rx.recv().await, Err(RecvError::EndOfStream));
     /// # });
     /// ```
-    pub fn recv(&self) -> Recv<'_, T> {
-        Recv::new(&self.handle, false)
+    pub fn recv(&self) -> RecvFuture<'_, T> {
+        RecvFuture::new(&self.handle, false)
     }
 
     /// Receives an item if one is available at once.
@@ -155,7 +155,7 @@ impl<T> MemoryReceiver<T> {
     /// closing, on another thread wakes it with `Closed` or `EndOfStream`. Do
     /// not call it from asynchronous code: it blocks the executor's thread.
     pub fn recv_blocking(&self) -> Result<T, RecvError> {
-        block_on(Recv::new(&self.handle, true))
+        block_on(RecvFuture::new(&self.handle, true))
     }
 
     /// Receives an item, parking the thread for at most `timeout` until one
@@ -193,7 +193,7 @@ impl<T> MemoryReceiver<T> {
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        let mut recv = Recv::new(&self.handle, true);
+        let mut recv = RecvFuture::new(&self.handle, true);
         let result = match block_on_until(Pin::new(&mut recv), deadline) {
             Some(result) => result,
             None => recv.give_up().expect("a pending receive is blocked"),
@@ -222,14 +222,14 @@ impl<T> MemoryReceiver<T> {
     /// ```
     /// # futures::executor::block_on(async {
     /// let (tx, rx) = scopestream::memory_stream(1);
-    /// let recv: scopestream::OwnedRecv<u32> = rx.recv_owned();
+    /// let recv: scopestream::OwnedRecvFuture<u32> = rx.recv_owned();
     /// drop(rx); // the future holds its own handle
     /// tx.send(7).await.unwrap();
     /// assert_eq!(recv.await, Ok(7));
     /// # });
     /// ```
-    pub fn recv_owned(&self) -> OwnedRecv<T> {
-        OwnedRecv::new(self.handle.clone())
+    pub fn recv_owned(&self) -> OwnedRecvFuture<T> {
+        OwnedRecvFuture::new(self.handle.clone())
     }
 
     /// Whether every sender is closed, so that no item can be sent any more

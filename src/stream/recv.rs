@@ -2,7 +2,7 @@
 //! an owned receiver handle, whose `Drop` is the one place a receive is
 //! abandoned (an item already committed to it goes back to the head).
 //!
-//! [`Recv`] and [`OwnedRecv`] are that future over a borrowed and an owned
+//! [`RecvFuture`] and [`OwnedRecvFuture`] are that future over a borrowed and an owned
 //! handle; the blocking API drives one on its thread. A receive's steps
 //! (first poll, waiting poll, give up, abandon) are `RecvOp`'s, the receive
 //! side of the state table in `chan`. The checks and the transfer at the
@@ -131,11 +131,11 @@ impl<H: Borrow<ReceiverHandle<T>>, T> Drop for RecvCall<H, T> {
 /// [`MemoryReceiver::recv`](crate::MemoryReceiver::recv). Polled again after
 /// it completed, it starts a new receive.
 #[must_use = "futures do nothing unless polled"]
-pub struct Recv<'a, T>(RecvCall<&'a ReceiverHandle<T>, T>);
+pub struct RecvFuture<'a, T>(RecvCall<&'a ReceiverHandle<T>, T>);
 
-impl<'a, T> Recv<'a, T> {
+impl<'a, T> RecvFuture<'a, T> {
     pub(super) fn new(handle: &'a ReceiverHandle<T>, blocking: bool) -> Self {
-        Recv(RecvCall::new(handle, blocking))
+        RecvFuture(RecvCall::new(handle, blocking))
     }
 
     /// See [`RecvCall::give_up`].
@@ -144,7 +144,7 @@ impl<'a, T> Recv<'a, T> {
     }
 }
 
-impl<T> Future for Recv<'_, T> {
+impl<T> Future for RecvFuture<'_, T> {
     type Output = Result<T, RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -152,8 +152,8 @@ impl<T> Future for Recv<'_, T> {
     }
 }
 
-impl<T> FusedFuture for Recv<'_, T> {
-    /// Always `false`: polled again after it completed, a `Recv` starts a
+impl<T> FusedFuture for RecvFuture<'_, T> {
+    /// Always `false`: polled again after it completed, a `RecvFuture` starts a
     /// new receive, so it never has to be left alone (in `select!` loops it
     /// can be polled for ever).
     fn is_terminated(&self) -> bool {
@@ -161,25 +161,25 @@ impl<T> FusedFuture for Recv<'_, T> {
     }
 }
 
-impl<T> fmt::Debug for Recv<'_, T> {
+impl<T> fmt::Debug for RecvFuture<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.debug("Recv", f)
+        self.0.debug("RecvFuture", f)
     }
 }
 
 /// The future of [`MemoryReceiver::recv_owned`](crate::MemoryReceiver::recv_owned):
-/// a [`Recv`] that owns its handle. Like `Recv`, polled again after it
+/// a [`RecvFuture`] that owns its handle. Like `RecvFuture`, polled again after it
 /// completed, it starts a new receive.
 #[must_use = "futures do nothing unless polled"]
-pub struct OwnedRecv<T>(RecvCall<ReceiverHandle<T>, T>);
+pub struct OwnedRecvFuture<T>(RecvCall<ReceiverHandle<T>, T>);
 
-impl<T> OwnedRecv<T> {
+impl<T> OwnedRecvFuture<T> {
     pub(super) fn new(handle: ReceiverHandle<T>) -> Self {
-        OwnedRecv(RecvCall::new(handle, false))
+        OwnedRecvFuture(RecvCall::new(handle, false))
     }
 }
 
-impl<T> Future for OwnedRecv<T> {
+impl<T> Future for OwnedRecvFuture<T> {
     type Output = Result<T, RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -187,16 +187,16 @@ impl<T> Future for OwnedRecv<T> {
     }
 }
 
-impl<T> FusedFuture for OwnedRecv<T> {
-    /// Always `false`, as for [`Recv`].
+impl<T> FusedFuture for OwnedRecvFuture<T> {
+    /// Always `false`, as for [`RecvFuture`].
     fn is_terminated(&self) -> bool {
         false
     }
 }
 
-impl<T> fmt::Debug for OwnedRecv<T> {
+impl<T> fmt::Debug for OwnedRecvFuture<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.debug("OwnedRecv", f)
+        self.0.debug("OwnedRecvFuture", f)
     }
 }
 

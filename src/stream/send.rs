@@ -1,7 +1,7 @@
 //! The send operation: one future type, [`SendCall`], over a borrowed or an
 //! owned sender handle, whose `Drop` is the one place a send is abandoned.
 //!
-//! [`Send`] and [`OwnedSend`] are that future over a borrowed and an owned
+//! [`SendFuture`] and [`OwnedSendFuture`] are that future over a borrowed and an owned
 //! handle; the sink keeps one between items; the blocking API drives one on
 //! its thread. A send's steps (first poll, waiting poll, give up, abandon)
 //! are `SendOp`'s, the send side of the state table in `chan`.
@@ -104,11 +104,11 @@ impl<H: Borrow<SenderHandle<T>>, T> Drop for SendCall<H, T> {
 /// [`MemorySender::send`](crate::MemorySender::send). Polling it again after
 /// it completed panics, as the item is gone.
 #[must_use = "futures do nothing unless polled; dropping this one withdraws the item"]
-pub struct Send<'a, T>(SendCall<&'a SenderHandle<T>, T>);
+pub struct SendFuture<'a, T>(SendCall<&'a SenderHandle<T>, T>);
 
-impl<'a, T> Send<'a, T> {
+impl<'a, T> SendFuture<'a, T> {
     pub(super) fn new(handle: &'a SenderHandle<T>, item: T, blocking: bool) -> Self {
-        Send(SendCall::new(handle, item, blocking))
+        SendFuture(SendCall::new(handle, item, blocking))
     }
 
     /// See [`SendCall::give_up`].
@@ -117,7 +117,7 @@ impl<'a, T> Send<'a, T> {
     }
 }
 
-impl<T> Future for Send<'_, T> {
+impl<T> Future for SendFuture<'_, T> {
     type Output = Result<(), SendError<T>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -125,31 +125,31 @@ impl<T> Future for Send<'_, T> {
     }
 }
 
-impl<T> FusedFuture for Send<'_, T> {
+impl<T> FusedFuture for SendFuture<'_, T> {
     /// `true` once the send has completed.
     fn is_terminated(&self) -> bool {
         self.0.is_terminated()
     }
 }
 
-impl<T> fmt::Debug for Send<'_, T> {
+impl<T> fmt::Debug for SendFuture<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.debug("Send", f)
+        self.0.debug("SendFuture", f)
     }
 }
 
 /// The future of [`MemorySender::send_owned`](crate::MemorySender::send_owned):
-/// a [`Send`] that owns its handle.
+/// a [`SendFuture`] that owns its handle.
 #[must_use = "futures do nothing unless polled; dropping this one withdraws the item"]
-pub struct OwnedSend<T>(SendCall<SenderHandle<T>, T>);
+pub struct OwnedSendFuture<T>(SendCall<SenderHandle<T>, T>);
 
-impl<T> OwnedSend<T> {
+impl<T> OwnedSendFuture<T> {
     pub(super) fn new(handle: SenderHandle<T>, item: T) -> Self {
-        OwnedSend(SendCall::new(handle, item, false))
+        OwnedSendFuture(SendCall::new(handle, item, false))
     }
 }
 
-impl<T> Future for OwnedSend<T> {
+impl<T> Future for OwnedSendFuture<T> {
     type Output = Result<(), SendError<T>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -157,16 +157,16 @@ impl<T> Future for OwnedSend<T> {
     }
 }
 
-impl<T> FusedFuture for OwnedSend<T> {
+impl<T> FusedFuture for OwnedSendFuture<T> {
     /// `true` once the send has completed.
     fn is_terminated(&self) -> bool {
         self.0.is_terminated()
     }
 }
 
-impl<T> fmt::Debug for OwnedSend<T> {
+impl<T> fmt::Debug for OwnedSendFuture<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.debug("OwnedSend", f)
+        self.0.debug("OwnedSendFuture", f)
     }
 }
 
@@ -219,7 +219,10 @@ impl<T> SendOp<T> {
         sender: &SenderHandle<T>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError<T>>> {
-        let item = self.item.take().expect("`Send` polled after completion");
+        let item = self
+            .item
+            .take()
+            .expect("`SendFuture` polled after completion");
         let mut state = sender.chan().lock();
         // Checked under the lock, so a cancel that happened before a peer's
         // change we are about to see is seen too (C5).

@@ -11,7 +11,7 @@ use super::blocking::{block_on, block_on_until};
 use super::chan::{Chan, HandleId, SendRefusal, State};
 use super::handle::{shared_handle_methods, Handle, SenderSide};
 use super::listen::WaitBroken;
-use super::send::{OwnedSend, Send};
+use super::send::{OwnedSendFuture, SendFuture};
 use crate::error::{SendError, SendTimeoutError, TrySendError};
 use crate::sync::{Arc, MutexGuard};
 use crate::wakeups::Wakeups;
@@ -58,8 +58,8 @@ impl<T> MemorySender<T> {
     /// assert_eq!(rx.recv().await, Ok("hello"));
     /// # });
     /// ```
-    pub fn send(&self, item: T) -> Send<'_, T> {
-        Send::new(&self.handle, item, false)
+    pub fn send(&self, item: T) -> SendFuture<'_, T> {
+        SendFuture::new(&self.handle, item, false)
     }
 
     /// Sends `item` if that can be done at once.
@@ -113,7 +113,7 @@ impl<T> MemorySender<T> {
     /// `Broken(item)`. Do not call it from asynchronous code: it blocks the
     /// executor's thread.
     pub fn send_blocking(&self, item: T) -> Result<(), SendError<T>> {
-        block_on(Send::new(&self.handle, item, true))
+        block_on(SendFuture::new(&self.handle, item, true))
     }
 
     /// Sends `item`, parking the thread for at most `timeout` until it is
@@ -152,7 +152,7 @@ impl<T> MemorySender<T> {
     }
 
     fn send_until(&self, item: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
-        let mut send = Send::new(&self.handle, item, true);
+        let mut send = SendFuture::new(&self.handle, item, true);
         let result = match block_on_until(Pin::new(&mut send), deadline) {
             Some(result) => result,
             None => send.give_up().expect("a pending send is blocked"),
@@ -248,14 +248,14 @@ impl<T> MemorySender<T> {
     /// ```
     /// # futures::executor::block_on(async {
     /// let (tx, rx) = scopestream::memory_stream(0);
-    /// let send: scopestream::OwnedSend<u32> = tx.send_owned(7);
+    /// let send: scopestream::OwnedSendFuture<u32> = tx.send_owned(7);
     /// drop(tx); // the future holds its own handle
     /// let (sent, got) = futures::join!(send, rx.recv());
     /// assert_eq!((sent, got), (Ok(()), Ok(7)));
     /// # });
     /// ```
-    pub fn send_owned(&self, item: T) -> OwnedSend<T> {
-        OwnedSend::new(self.handle.clone(), item)
+    pub fn send_owned(&self, item: T) -> OwnedSendFuture<T> {
+        OwnedSendFuture::new(self.handle.clone(), item)
     }
 }
 

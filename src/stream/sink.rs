@@ -44,7 +44,7 @@ impl<T> MemorySender<T> {
 /// Every send is a checkpoint of the scope current when the sink is polled:
 /// in a cancelled scope the item in flight comes back in
 /// [`SendError::Cancelled`]. Dropping the sink with an item still in flight
-/// withdraws that item, as dropping a [`Send`](crate::Send) does.
+/// withdraws that item, as dropping a [`SendFuture`](crate::SendFuture) does.
 ///
 /// ```
 /// use futures::{SinkExt, StreamExt};
