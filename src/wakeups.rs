@@ -30,6 +30,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
+use std::thread::LocalKey;
 
 /// The largest vector of wakers a thread keeps for the next multi-wake.
 const CACHE_LIMIT: usize = 1024;
@@ -61,7 +62,7 @@ impl Wakeups {
     fn push_rest(&mut self, waker: Waker) {
         if self.rest.capacity() == 0 {
             // From a thread-local destructor the cache is gone: allocate.
-            self.rest = SPARE.try_with(Cell::take).unwrap_or_default();
+            self.rest = take_spare(&SPARE);
         }
         self.rest.push(waker);
     }
@@ -119,19 +120,32 @@ impl Wakeups {
 
 /// Returns an emptied vector of wakers to this thread's cache.
 fn give_back(rest: Vec<Waker>) {
-    if rest.capacity() != 0 && rest.capacity() <= CACHE_LIMIT {
-        debug_assert!(rest.is_empty());
-        let _ = SPARE.try_with(|spare| {
-            if spare_capacity(spare) < rest.capacity() {
-                spare.set(rest);
-            }
-        });
-    }
+    give_back_spare(&SPARE, rest, CACHE_LIMIT);
 }
 
-fn spare_capacity(spare: &Cell<Vec<Waker>>) -> usize {
-    let vec = spare.take();
-    let capacity = vec.capacity();
-    spare.set(vec);
-    capacity
+/// Takes the vector a per-thread cache keeps (empty, with capacity), or a
+/// new one where the cache is gone (a thread-local destructor) or lent out.
+pub(crate) fn take_spare<T: 'static>(cache: &'static LocalKey<Cell<Vec<T>>>) -> Vec<T> {
+    cache.try_with(Cell::take).unwrap_or_default()
+}
+
+/// Gives an emptied vector back to a per-thread cache, unless it is larger
+/// than `limit` or the cache already keeps a larger one.
+pub(crate) fn give_back_spare<T: 'static>(
+    cache: &'static LocalKey<Cell<Vec<T>>>,
+    vec: Vec<T>,
+    limit: usize,
+) {
+    debug_assert!(vec.is_empty());
+    if vec.capacity() == 0 || vec.capacity() > limit {
+        return;
+    }
+    let _ = cache.try_with(|spare| {
+        let kept = spare.take();
+        spare.set(if kept.capacity() < vec.capacity() {
+            vec
+        } else {
+            kept
+        });
+    });
 }

@@ -81,7 +81,7 @@ use crate::sync::{
     AtomicU8, DeadlineWord, EpochWord, Mutex, OnceLock, Ordering, TreeArc, TreeWeak,
 };
 use crate::waitlist::WaitList;
-use crate::wakeups::Wakeups;
+use crate::wakeups::{give_back_spare, take_spare, Wakeups};
 
 /// `Node::flags`: `cancel()` was called (set once, never cleared).
 const CANCEL_CALLED: u8 = 0b01;
@@ -566,16 +566,11 @@ std::thread_local! {
 
 impl WalkStack {
     fn take() -> Vec<TreeArc<Node>> {
-        SPARE_STACK
-            .try_with(std::cell::Cell::take)
-            .unwrap_or_default()
+        take_spare(&SPARE_STACK)
     }
 
     fn give_back(stack: Vec<TreeArc<Node>>) {
-        debug_assert!(stack.is_empty());
-        if stack.capacity() != 0 && stack.capacity() <= WALK_STACK_LIMIT {
-            let _ = SPARE_STACK.try_with(|spare| spare.set(stack));
-        }
+        give_back_spare(&SPARE_STACK, stack, WALK_STACK_LIMIT);
     }
 }
 
